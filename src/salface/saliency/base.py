@@ -1,0 +1,41 @@
+"""The saliency interface. Implementations live beside this file."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class SaliencyModel(ABC):
+    """Maps a batch of crops to saliency maps.
+
+    ``__call__`` takes ``(N, H, W, 3)`` uint8 RGB crops (or one ``(H, W, 3)`` crop) and returns
+    ``(N, H, W)`` (or ``(H, W)``) float32 maps in [0, 1] at the crops' resolution, each map
+    scaled so that its maximum is 1 (a constant map is all ones).
+    """
+
+    name: str = "base"
+
+    @abstractmethod
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        """``(N, H, W, 3)`` uint8 → ``(N, H, W)`` float32 in [0, 1]."""
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        arr = np.asarray(crops)
+        single = arr.ndim == 3
+        if single:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(f"expected (N, H, W, 3) crops, got shape {arr.shape}")
+        maps = self.predict(arr)
+        return maps[0] if single else maps
+
+
+def normalize_map(m: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Scale one map to [0, 1] (min → 0, max → 1); a constant map becomes all ones."""
+    m = np.asarray(m, dtype=np.float32)
+    lo, hi = float(m.min()), float(m.max())
+    if hi - lo < eps:
+        return np.ones_like(m, dtype=np.float32)
+    return (m - lo) / (hi - lo)

@@ -1,0 +1,45 @@
+"""Shared fixtures. Data from ../shared is read by path; tests needing it skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SALFACE_SHARED", ROOT.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path inside ../shared, skipping the calling test when it is missing."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"../shared data not available: {p}")
+    return p
+
+
+@pytest.fixture
+def shared():
+    return shared_path
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    skimage_data = pytest.importorskip("skimage.data")
+    return np.ascontiguousarray(skimage_data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def yunet_model() -> Path:
+    return shared_path("weights", "yunet", "face_detection_yunet_2023mar.onnx")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Each test gets its own salface cache dir, so nothing leaks from the user's machine."""
+    home = tmp_path_factory.getbasetemp() / "salface_home"
+    home.mkdir(exist_ok=True)
+    if not os.environ.get("SALFACE_TEST_KEEP_HOME"):
+        monkeypatch.setenv("SALFACE_HOME", str(home))
