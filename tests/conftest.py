@@ -36,6 +36,22 @@ def yunet_model() -> Path:
     return shared_path("weights", "yunet", "face_detection_yunet_2023mar.onnx")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _offline_torch_hub(tmp_path_factory):
+    """Let torchvision find the ImageNet MobileNetV2 weights from ../shared offline, the standard
+    way (``$TORCH_HOME/hub/checkpoints``), unless the user already has a torch cache set up."""
+    src = SHARED / "weights" / "imagenet" / "mobilenet_v2-b0353104.pth"
+    if os.environ.get("TORCH_HOME") or not src.exists():
+        yield
+        return
+    home = tmp_path_factory.mktemp("torch_home")
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    (home / "hub" / "checkpoints" / src.name).symlink_to(src)
+    os.environ["TORCH_HOME"] = str(home)
+    yield
+    os.environ.pop("TORCH_HOME", None)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Each test gets its own salface cache dir, so nothing leaks from the user's machine."""

@@ -146,6 +146,8 @@ class FaceResult:
     expression: Prediction | None = None
     saliency: np.ndarray | None = None
     """The crop's saliency map (``(H, W)`` float32 in [0, 1]) when requested, else ``None``."""
+    crop: np.ndarray | None = None
+    """The face crop (``(H, W, 3)`` uint8, as fed to the saliency model) when requested."""
 
     def predictions(self) -> dict[str, Prediction]:
         return {p.task: p for p in (self.age, self.gender, self.expression) if p is not None}

@@ -1,0 +1,82 @@
+"""Margin / padding geometry against hand-computed boxes."""
+
+import numpy as np
+import pytest
+
+from salface.crop import crop_face, enlarged_box, eye_angle
+from salface.types import Box, Face
+
+
+def test_enlarged_box_hand_computed():
+    # w=40, h=60 -> square side 60, x1.3 = 78; centre (30, 50) -> x1 = round(30-39) = -9, y1 = 11
+    assert enlarged_box(Box(10, 20, 50, 80), 0.30).as_tuple() == (-9, 11, 69, 89)
+    # 100x100 at the origin: side 130, 15 px added on every side
+    assert enlarged_box(Box(0, 0, 100, 100), 0.30).as_tuple() == (-15, -15, 115, 115)
+    # no margin keeps a square box unchanged
+    assert enlarged_box(Box(5, 5, 25, 25), 0.0).as_tuple() == (5, 5, 25, 25)
+    # non-square option grows each side by its own length
+    assert enlarged_box(Box(0, 0, 10, 20), 0.5, square=False).as_tuple() == (-2, -5, 13, 25)
+
+
+def test_negative_margin_rejected():
+    with pytest.raises(ValueError):
+        enlarged_box(Box(0, 0, 10, 10), -0.1)
+
+
+def test_replicate_padding_exact():
+    img = np.arange(10 * 10 * 3, dtype=np.uint8).reshape(10, 10, 3)
+    # box = whole image, margin 0.2 -> side 12, region (-1, -1, 11, 11); crop at 12 px = no resize
+    c = crop_face(img, Face(Box(0, 0, 10, 10)), size=12, margin=0.2)
+    assert c.box.as_tuple() == (-1, -1, 11, 11)
+    np.testing.assert_array_equal(c.pixels[1:11, 1:11], img)
+    np.testing.assert_array_equal(c.pixels[0, 1:11], img[0])          # top row replicated
+    np.testing.assert_array_equal(c.pixels[11, 1:11], img[9])         # bottom row replicated
+    np.testing.assert_array_equal(c.pixels[1:11, 0], img[:, 0])       # left column replicated
+    np.testing.assert_array_equal(c.pixels[0, 0], img[0, 0])          # corner = corner pixel
+    np.testing.assert_array_equal(c.pixels[11, 11], img[9, 9])
+
+
+def test_region_far_outside_uses_nearest_edge():
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, 7] = 200
+    c = crop_face(img, Face(Box(20, 2, 24, 6)), size=5, margin=0.0)  # entirely right of the image
+    assert (c.pixels == 200).all()
+
+
+def test_mapping_and_resize():
+    img = np.zeros((100, 200, 3), np.uint8)
+    face = Face(Box(50, 20, 90, 60), landmarks=np.array([[60, 35], [80, 35], [70, 45], [62, 52], [78, 52]]))
+    c = crop_face(img, face, size=104, margin=0.3)  # side 52 -> scale 2
+    assert c.box.as_tuple() == (44, 14, 96, 66)
+    assert c.pixels.shape == (104, 104, 3)
+    np.testing.assert_allclose(c.to_crop_coords(np.array([[44, 14], [96, 66]])), [[0, 0], [104, 104]])
+    np.testing.assert_allclose(c.landmarks[0], [(60 - 44) * 2, (35 - 14) * 2])
+
+
+def test_resize_content_follows_box():
+    img = np.zeros((60, 60, 3), np.uint8)
+    img[20:40, 20:40] = 255  # a white square exactly filling the box
+    c = crop_face(img, Face(Box(20, 20, 40, 40)), size=26, margin=0.3)  # region (17,17,43,43)
+    assert c.pixels[13, 13].tolist() == [255, 255, 255]
+    assert c.pixels[1, 1].tolist() == [0, 0, 0]
+
+
+def test_align_levels_the_eyes():
+    img = np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    lm = np.array([[40, 40], [70, 70], [60, 60], [50, 80], [70, 85]], float)
+    face = Face(Box(30, 30, 90, 90), landmarks=lm)
+    assert eye_angle(face) == pytest.approx(45.0)
+    c = crop_face(img, face, size=64, align=True)
+    eyes = c.landmarks[:2]
+    assert eyes[0][1] == pytest.approx(eyes[1][1], abs=1e-4)      # level
+    assert eyes[0][0] < eyes[1][0]                                  # right eye stays on the left
+    # the crop's pixel at a landmark equals the image's pixel there (nearest, smooth enough)
+    unaligned = crop_face(img, face, size=64, align=False)
+    assert unaligned.angle == 0.0 and c.angle == pytest.approx(45.0)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError):
+        crop_face(np.zeros((10, 10), np.uint8), Face(Box(0, 0, 5, 5)))
+    with pytest.raises(ValueError):
+        Box(5, 5, 1, 1)
