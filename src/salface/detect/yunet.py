@@ -1,0 +1,121 @@
+"""YuNet (OpenCV ``cv2.FaceDetectorYN``): a small, fast CNN face detector with five landmarks.
+
+Model: ``face_detection_yunet_2023mar.onnx`` from opencv_zoo (MIT; the training code,
+libfacedetection.train, is Apache-2.0), fetched into the user cache by
+:func:`salface.models.weights.ensure_file` (``salface fetch yunet``) or given as ``model_path``.
+
+Rescaling (choices of this package, not of YuNet):
+
+* Images whose longer side exceeds ``max_side`` are shrunk to it before detection (speed; YuNet
+  sees faces down to about 10 px, so 1280 px keeps faces of ~1 % of the image width).
+* Images whose shorter side is below ``min_side`` are enlarged to it (bilinear). Tight face crops
+  such as 48×48 FER images are otherwise too small for the detector's anchors.
+* Every box and landmark is mapped back to the original image's pixels; boxes are clipped to the
+  image, landmarks are left unclipped.
+
+YuNet's landmark order (right eye, left eye, nose tip, right mouth corner, left mouth corner, from
+the subject's view) is already :data:`salface.types.LANDMARK_NAMES`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..types import Box, Face
+from .base import Detector
+
+
+class YuNetDetector(Detector):
+    """YuNet face detector. ``detect(rgb_uint8)`` → faces sorted by score, highest first."""
+
+    name = "yunet"
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *,
+                 score_threshold: float = 0.6, nms_threshold: float = 0.3, top_k: int = 5000,
+                 max_side: int | None = 1280, min_side: int | None = 128) -> None:
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        if not 0.0 <= nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if max_side is not None and max_side < 32:
+            raise ValueError(f"max_side must be >= 32 or None, got {max_side}")
+        if min_side is not None and max_side is not None and min_side > max_side:
+            raise ValueError(f"min_side ({min_side}) must not exceed max_side ({max_side})")
+        if model_path is None:
+            from ..models.weights import ensure_file
+
+            model_path = ensure_file("yunet")
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FileNotFoundError(f"YuNet model file not found: {model_path}")
+        self.model_path = model_path
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.top_k = int(top_k)
+        self.max_side = max_side
+        self.min_side = min_side
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320),
+                                                  self.score_threshold, self.nms_threshold,
+                                                  self.top_k)
+        except cv2.error as exc:
+            raise RuntimeError(f"OpenCV could not load the YuNet model {model_path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"YuNetDetector(model_path={str(self.model_path)!r}, score_threshold="
+                f"{self.score_threshold}, nms_threshold={self.nms_threshold}, top_k={self.top_k}, "
+                f"max_side={self.max_side}, min_side={self.min_side})")
+
+    def _scale_for(self, h: int, w: int) -> float:
+        s = 1.0
+        if self.max_side is not None and max(h, w) > self.max_side:
+            s = self.max_side / max(h, w)
+        elif self.min_side is not None and min(h, w) < self.min_side:
+            s = self.min_side / min(h, w)
+            if self.max_side is not None:
+                s = min(s, self.max_side / max(h, w))
+        return s
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"YuNet expects an H×W×3 uint8 RGB image, got shape {img.shape} "
+                             f"dtype {img.dtype} (use salface.io.load_image)")
+        h, w = img.shape[:2]
+        if h == 0 or w == 0:
+            return []
+        s = self._scale_for(h, w)
+        bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+        if s != 1.0:
+            nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+            interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
+            bgr = cv2.resize(bgr, (nw, nh), interpolation=interp)
+        else:
+            nw, nh = w, h
+        sx, sy = w / nw, h / nh
+        with self._lock:
+            self._net.setInputSize((nw, nh))
+            _, raw = self._net.detect(bgr)
+        if raw is None or len(raw) == 0:
+            return []
+        faces = []
+        for row in np.asarray(raw, dtype=np.float64):
+            x, y, bw, bh = row[:4]
+            x1 = min(max(x * sx, 0.0), float(w))
+            y1 = min(max(y * sy, 0.0), float(h))
+            x2 = min(max((x + bw) * sx, 0.0), float(w))
+            y2 = min(max((y + bh) * sy, 0.0), float(h))
+            if x2 <= x1 or y2 <= y1:
+                continue
+            lm = row[4:14].reshape(5, 2) * np.array([sx, sy])
+            faces.append(Face(Box(x1, y1, x2, y2), float(row[14]), lm.astype(np.float32)))
+        faces.sort(key=lambda f: f.score, reverse=True)
+        return faces
