@@ -1,0 +1,130 @@
+"""The Analyzer and `salface analyze`: order, batching, bad files, no-face images, outputs."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from salface.detect.given import GivenBoxes
+from salface.io import ImageError
+from salface.pipeline import Analyzer
+from salface.saliency.base import SaliencyModel
+
+
+class CountingSaliency(SaliencyModel):
+    """A real (trivial) saliency model: a centred disc. Records the batch sizes it sees."""
+
+    name = "disc"
+
+    def __init__(self):
+        self.batches = []
+
+    def predict(self, crops):
+        self.batches.append(len(crops))
+        n, h, w, _ = crops.shape
+        yy, xx = np.mgrid[:h, :w]
+        disc = (((yy - h / 2) ** 2 + (xx - w / 2) ** 2) < (h / 3) ** 2).astype(np.float32)
+        return np.repeat(disc[None], n, axis=0)
+
+
+@pytest.fixture
+def files(tmp_path, astronaut):
+    Image.fromarray(astronaut).save(tmp_path / "a_astronaut.png")
+    (tmp_path / "b_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(tmp_path / "c_flat.png")
+    Image.fromarray(astronaut[:, ::-1]).save(tmp_path / "d_mirror.jpg")
+    return sorted(tmp_path.iterdir())
+
+
+def test_detect_only_astronaut(yunet_model, astronaut):
+    from salface.detect import get_detector
+
+    an = Analyzer(detector=get_detector("yunet", model_path=yunet_model), model=None,
+                  saliency="spectral-residual", return_saliency=True)
+    faces = an.analyze(astronaut)
+    assert len(faces) == 1
+    f = faces[0]
+    x1, y1, x2, y2 = f.face.box.as_tuple()
+    assert 150 < x1 < 200 and 50 < y1 < 110 and 240 < x2 < 300 and 150 < y2 < 230  # her face
+    assert f.crop.shape == (224, 224, 3)
+    assert f.saliency.shape == (224, 224) and 0 <= f.saliency.min() and f.saliency.max() <= 1
+    # the crop box is the detector box made square and 30 % larger
+    side = max(x2 - x1, y2 - y1) * 1.3
+    assert f.crop_box.width == pytest.approx(side, abs=1)
+
+
+def test_batch_keeps_order_errors_and_no_face(files, yunet_model):
+    from salface.detect import get_detector
+
+    sal = CountingSaliency()
+    an = Analyzer(detector=get_detector("yunet", model_path=yunet_model), model=None,
+                  saliency=sal, return_saliency=True, batch_size=64)
+    results = list(an.analyze_batch(files))
+    assert [r.source for r in results] == [str(f) for f in files]
+    by = {r.source.rsplit("/", 1)[1]: r for r in results}
+    assert not by["a_astronaut.png"].error and len(by["a_astronaut.png"].faces) == 1
+    assert by["b_corrupt.jpg"].faces == [] and by["b_corrupt.jpg"].error
+    assert by["c_flat.png"].error is None and by["c_flat.png"].faces == []    # no face: normal
+    assert len(by["d_mirror.jpg"].faces) == 1
+    assert sal.batches == [2]   # both faces went through the saliency model in one batch
+
+
+def test_batches_are_split(astronaut):
+    sal = CountingSaliency()
+    boxes = [(150, 60, 260, 190), (0, 0, 50, 50), (300, 300, 400, 400)]
+    an = Analyzer(detector=GivenBoxes(boxes), model=None, saliency=sal, return_saliency=True,
+                  batch_size=2)
+    results = list(an.analyze_batch([astronaut, astronaut]))
+    assert [len(r.faces) for r in results] == [3, 3]
+    assert sal.batches == [2, 2, 2]
+    assert results[0].source == "<image 0>"
+
+
+def test_analyze_raises_for_a_bad_file(tmp_path):
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    an = Analyzer(detector="whole", model=None)
+    with pytest.raises(ImageError) as exc:
+        an.analyze(bad)
+    assert "empty.png" in str(exc.value)
+
+
+def test_cli_detect_only(files, tmp_path, yunet_model):
+    from salface.cli import app
+    from salface.models.weights import ensure_file
+
+    ensure_file("yunet", source=str(yunet_model), progress=False)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["analyze", *map(str, files), "--detect-only", "--saliency",
+                                   "frequency-tuned", "--save-saliency", str(out / "sal"),
+                                   "--annotate", str(out / "ann"), "-o", str(out / "r.json")])
+    assert res.exit_code == 1, res.output          # one file failed
+    data = json.loads((out / "r.json").read_text())
+    assert len(data) == 4 and "error" in data[1] and data[1]["faces"] == []
+    assert len(data[0]["faces"]) == 1 and set(data[0]["faces"][0]["landmarks"]) >= {"nose"}
+    trip = np.asarray(Image.open(out / "sal" / "a_astronaut_face0.png"))
+    assert trip.shape == (224, 3 * 224 + 8, 3)
+    assert (out / "ann" / "a_astronaut.jpg").exists() and not (out / "ann" / "b_corrupt.jpg").exists()
+
+
+def test_cli_csv_and_jsonl(files, tmp_path, yunet_model):
+    from salface.cli import app
+    from salface.models.weights import ensure_file
+
+    ensure_file("yunet", source=str(yunet_model), progress=False)
+    res = CliRunner().invoke(app, ["analyze", str(files[0]), str(files[2]), "--detect-only",
+                                   "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith("source,face,x1") and len(lines) == 3   # header + 1 face + 1 empty
+    res = CliRunner().invoke(app, ["analyze", str(files[0]), "--detect-only", "-f", "jsonl"])
+    assert json.loads(res.stdout.strip())["faces"][0]["score"] > 0.5
+
+
+def test_cli_no_match_is_usage_error(tmp_path):
+    from salface.cli import app
+
+    res = CliRunner().invoke(app, ["analyze", str(tmp_path / "nothing*.jpg"), "--detect-only"])
+    assert res.exit_code == 2
