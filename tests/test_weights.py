@@ -254,3 +254,54 @@ def test_package_manifest_entries_verify(monkeypatch):
     monkeypatch.delenv("SALFACE_BUNDLED_DIR", raising=False)
     for name in W.load_manifest()["models"]:
         assert W.bundled_status(name) in ("ok", "missing"), name
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_cli_models_and_fetch(yunet_model, bundled, tmp_path):
+    torch = pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from salface.cli import app
+
+    W.register_bundled("sal", {"x": torch.zeros(3)}, kind="saliency", config={}, metrics={},
+                       data="nus", license="MIT", command="c")
+    W.register_bundled("expr", {"x": torch.ones(3)}, kind="classifier",
+                       config={"tasks": ["expression"]}, metrics={}, data="ferplus",
+                       license="research", command="c")
+    runner = CliRunner()
+    r = runner.invoke(app, ["models", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {m["name"]: m for m in json.loads(r.output)["models"]}
+    assert rows["sal"]["status"] == "ok" and rows["expr"]["tasks"] == ["expression"]
+    assert rows["yunet"]["status"] == "not installed"
+
+    r = runner.invoke(app, ["fetch", "yunet", "--from", str(yunet_model), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "verified" in r.output and W.verify_remote("yunet") == "ok"
+
+    r = runner.invoke(app, ["models"])
+    assert r.exit_code == 0 and "yunet" in r.output and "installed" in r.output
+
+    # a corrupted bundled file turns the listing into an error (exit 1) that names it
+    p = bundled / "sal.safetensors"
+    p.write_bytes(p.read_bytes()[:-1] + b"\x01")
+    r = runner.invoke(app, ["models", "--json"])
+    assert r.exit_code == 1
+    assert {m["name"]: m["status"] for m in json.loads(r.output)["models"]}["sal"] == "mismatch"
+
+
+def test_cli_fetch_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from salface.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["fetch", "nope"])
+    assert r.exit_code == 2 and "unknown model" in r.output
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    r = runner.invoke(app, ["fetch", "yunet", "--from", str(bad), "--no-progress"])
+    assert r.exit_code == 1 and "checksum mismatch" in r.output
+    assert W.verify_remote("yunet") == "missing"

@@ -1,7 +1,114 @@
-"""Placeholder: this command group is being written."""
+"""``salface models`` (what is known, installed and intact) and ``salface fetch`` (install a file)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..models import weights as W
+
+err = Console(stderr=True)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def model_rows() -> list[dict[str, Any]]:
+    """One plain dict per known model: bundled ones from the manifest, then remote files."""
+    rows: list[dict[str, Any]] = []
+    d = W.bundled_dir()
+    manifest = W.load_manifest()
+    for name, e in sorted(manifest["models"].items()):
+        path = d / e.get("file", f"{name}.safetensors")
+        cfg = e.get("config") or {}
+        tasks = cfg.get("tasks") if isinstance(cfg, dict) else None
+        rows.append({
+            "name": name, "source": "bundled", "kind": e.get("kind", "?"),
+            "tasks": list(tasks) if tasks else [], "path": str(path), "size": _size(path),
+            "sha256": e.get("sha256"), "status": W.bundled_status(name),
+            "license": e.get("license"), "created": e.get("created"), "metrics": e.get("metrics"),
+        })
+    for rf in W.REMOTE_FILES.values():
+        path = W.remote_path(rf.name)
+        st = W.verify_remote(rf.name)
+        rows.append({
+            "name": rf.name, "source": "remote", "kind": "detector", "tasks": ["detection"],
+            "path": str(path), "size": _size(path), "sha256": rf.sha256,
+            "status": {"ok": "installed", "missing": "not installed"}.get(st, st),
+            "license": rf.license, "url": rf.url,
+        })
+    return rows
+
+
+_STYLE = {"ok": "green", "installed": "green", "mismatch": "bold red", "missing": "yellow",
+          "not installed": "yellow"}
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("models")
+    def models_cmd(
+        as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+    ) -> None:
+        """List every known model: bundled weights (SHA-256 checked now) and downloadable files."""
+        try:
+            rows = model_rows()
+        except RuntimeError as exc:  # unreadable manifest
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1)
+        if as_json:
+            typer.echo(json.dumps({"bundled_dir": str(W.bundled_dir()),
+                                   "cache_dir": str(W.cache_dir()), "models": rows}, indent=2))
+        else:
+            table = Table(title="salface models")
+            for col in ("name", "source", "kind", "tasks", "size", "status", "sha256"):
+                table.add_column(col, no_wrap=col in ("name", "status"))
+            for r in rows:
+                style = _STYLE.get(r["status"], "")
+                table.add_row(r["name"], r["source"], r["kind"], ", ".join(r["tasks"]) or "-",
+                              _human(r["size"]), f"[{style}]{r['status']}[/{style}]" if style
+                              else r["status"], (r["sha256"] or "")[:12])
+            Console().print(table)
+            Console().print(f"bundled: {W.bundled_dir()}\ncache:   {W.cache_dir()}")
+        if any(r["status"] == "mismatch" for r in rows):
+            raise typer.Exit(1)
+
+    @app.command("fetch")
+    def fetch_cmd(
+        name: str = typer.Argument(..., help=f"Model file to install: {', '.join(W.REMOTE_FILES)}."),
+        source: Optional[str] = typer.Option(
+            None, "--from", help="Local file or URL to install from instead of the public URL "
+                                 "(offline machines)."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    ) -> None:
+        """Install a downloadable model file into the cache, verifying its SHA-256."""
+        if name not in W.REMOTE_FILES:
+            err.print(f"[red]error:[/red] unknown model {name!r}; downloadable: "
+                      f"{', '.join(sorted(W.REMOTE_FILES))}")
+            raise typer.Exit(2)
+        if source is None and W.verify_remote(name) == "mismatch":
+            source = W.REMOTE_FILES[name].url  # a corrupt cached copy: fetch it again
+        try:
+            path = W.ensure_file(name, source=source, progress=progress)
+        except (W.ChecksumError, W.MissingModelError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1)
+        typer.echo(f"{name}: {path} (sha256 {W.REMOTE_FILES[name].sha256} verified)")
