@@ -1,7 +1,131 @@
-"""Placeholder: this command group is being written."""
+"""``salface cache …``, ``salface train``, ``salface evaluate`` and ``salface ship``: thin shells
+over :mod:`salface.cache`, :mod:`salface.train` and :mod:`salface.evaluate`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
+def _command_line() -> str:
+    return "salface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def register(app: typer.Typer) -> None:
-    return None
+    cache_app = typer.Typer(help="Build training caches: face crops once, saliency maps once.",
+                            no_args_is_help=True)
+    app.add_typer(cache_app, name="cache")
+
+    @cache_app.command("crops")
+    def cache_crops(
+        split_file: Path = typer.Option(..., "--split-file", help="Split file (JSONL from `salface data split`) listing the samples and their split."),
+        out: Path = typer.Option(..., "--out", help="Cache folder to create (or resume)."),
+        size: int = typer.Option(112, "--size", help="Crop side in pixels (= the model's input size)."),
+        margin: float = typer.Option(0.30, "--margin", help="Box margin, as in salface.crop (0.30 = 30 %)."),
+        detector: str = typer.Option("yunet", "--detector", help="Face detector run on every image ('none': use the dataset box)."),
+        detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="Detector model file (e.g. the YuNet .onnx), if not installed."),
+        color: str = typer.Option("rgb", "--color", help="'rgb', or 'gray' (luminance replicated to 3 channels)."),
+        tasks: str = typer.Option("", "--tasks", help="Comma-separated tasks to keep labels for (default: all in the split file)."),
+        align: bool = typer.Option(False, "--align/--no-align", help="Rotate crops so the eyes are level."),
+    ) -> None:
+        """Detect and crop every sample of a split file once into a cache folder."""
+        from ..cache import build_crop_cache, samples_from_split_file
+
+        samples, names = samples_from_split_file(split_file)
+        kw = {"model_path": str(detector_model)} if detector_model else {}
+        cc = build_crop_cache(samples, out, size=size, margin=margin, detector=detector, color=color,
+                              tasks=tuple(t for t in tasks.split(",") if t) or None, splits=names,
+                              align=align, detector_kwargs=kw)
+        typer.echo(f"{out}: {len(cc)} crops, detection rate {cc.meta['detection_rate']:.4f}")
+
+    @cache_app.command("saliency")
+    def cache_saliency(
+        cache: Path = typer.Argument(..., help="Crop cache folder."),
+        saliency: str = typer.Option("mlnet", "--saliency", help="Saliency model name (see `salface saliency --help`)."),
+        batch: int = typer.Option(64, "--batch", help="Crops per saliency batch."),
+    ) -> None:
+        """Compute saliency maps for every cached crop (resumable)."""
+        from ..cache import build_saliency_cache
+
+        m = build_saliency_cache(cache, saliency, batch=batch)
+        typer.echo(f"{cache}: {m.shape[0]} {saliency} maps")
+
+    @cache_app.command("splits")
+    def cache_splits(
+        cache: Path = typer.Argument(..., help="Crop cache folder."),
+        split_file: Path = typer.Option(..., "--split-file", help="Split file whose split assignment to apply."),
+    ) -> None:
+        """Re-assign a cache's train/val/test membership from a split file (no recomputation)."""
+        from ..cache import apply_split_file
+
+        typer.echo(json.dumps(apply_split_file(cache, split_file)))
+
+    @app.command("train")
+    def train_cmd(
+        cache: Path = typer.Option(..., "--cache", help="Crop cache folder (`salface cache crops`)."),
+        preset: str = typer.Option("default", "--preset", help="Recipe: default, saf-bage, vegac, or a full preset name."),
+        out: Path = typer.Option(..., "--out", help="Run folder for checkpoints and metrics (e.g. runs/<name>)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the preset's number of epochs."),
+        seed: int = typer.Option(0, "--seed", help="Random seed (shuffling, augmentation, dropout, init)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
+        device: str = typer.Option("cpu", "--device", help="'cpu' or 'cuda' (or 'cuda:N')."),
+        saliency: Optional[str] = typer.Option(None, "--saliency", help="Saliency model for reweighting, or 'none' (default: the preset's)."),
+        ratio: Optional[float] = typer.Option(None, "--ratio", help="Reweighted ratio r in [0, 1] (default: the preset's)."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the preset's batch size."),
+        lr: Optional[float] = typer.Option(None, "--lr", help="Override the preset's learning rate."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+        pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="Start from ImageNet weights or from scratch (default: the preset's)."),
+    ) -> None:
+        """Train a classifier on a crop cache; model selection on its val split."""
+        from ..train import train
+
+        r = train(preset, cache, out_dir=out, epochs=epochs, seed=seed, resume=resume, device=device,
+                  saliency=saliency, ratio=ratio, batch_size=batch_size, lr=lr, threads=threads,
+                  pretrained=pretrained)
+        (Path(out) / "command.txt").write_text(_command_line() + "\n")
+        typer.echo(f"best val score {r.best_score:.4f} at epoch {r.best_epoch}; weights in {out}/best.safetensors")
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        runs: List[Path] = typer.Argument(..., help="Training run folder(s); several give a side-by-side table."),
+        split: str = typer.Option("test", "--split", help="Cache split to evaluate: val or test."),
+        which: str = typer.Option("best", "--which", help="Weights: best (by val) or last."),
+        tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation (default: the run's preset)."),
+        out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Folder for the reports."),
+        cache: Optional[Path] = typer.Option(None, "--cache", help="Crop cache (default: the run's own)."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+    ) -> None:
+        """Accuracy, per-class accuracy, age 1-off, confusion matrices, curves and a Markdown report."""
+        from ..evaluate import evaluate_run, write_comparison
+
+        cmd = _command_line()
+        results = []
+        for run in runs:
+            res, md = evaluate_run(run, split=split, which=which, tta=tta, out_dir=out, cache=cache,
+                                   command=cmd, threads=threads)
+            results.append((run.name, res))
+            typer.echo(f"{run.name}: " + ", ".join(f"{t} {m['accuracy']:.4f}" for t, m in res.items())
+                       + f" → {md}")
+        if len(results) > 1:
+            typer.echo(f"comparison → {write_comparison(results, out, split=split, command=cmd)}")
+
+    @app.command("ship")
+    def ship_cmd(
+        run: Path = typer.Argument(..., help="Training run folder."),
+        name: str = typer.Option(..., "--name", help="Bundled model name, e.g. default-age-gender."),
+        report: Path = typer.Option(..., "--report", help="The run's evaluation JSON (from `salface evaluate`) whose metrics go in the manifest."),
+        data: str = typer.Option(..., "--data", help="Training data description for the manifest."),
+        license: str = typer.Option("weights: non-commercial research only (trained on data with those terms)", "--license", help="Licence terms of the weights."),
+    ) -> None:
+        """Bundle a run's best weights as safetensors + manifest entry (SHA-256)."""
+        from ..evaluate import ship_run
+
+        p = ship_run(run, name=name, report=report, data=data, license=license,
+                     command=(Path(run) / "command.txt").read_text().strip()
+                     if (Path(run) / "command.txt").exists() else "")
+        typer.echo(f"bundled {name} → {p}")

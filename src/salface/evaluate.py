@@ -1,0 +1,365 @@
+"""Evaluation: metrics, confusion matrices, curves and a Markdown report.
+
+* :func:`predict_cache` runs a classifier over cached crops (through the one preprocessing path,
+  :func:`salface.models.preprocess.to_input_tensor`), optionally with flip test-time augmentation.
+* :func:`task_metrics` gives accuracy, per-class accuracy (recall), the confusion matrix and, for
+  age groups, the 1-off accuracy (prediction within one group of the truth; the Adience convention).
+* :func:`mean_std` summarises one metric over seeds or folds (sample standard deviation, ddof=1;
+  0 for a single run).
+* :func:`plot_confusion`, :func:`plot_curves` and :func:`write_report` produce the PNG heat maps,
+  training curves and a dated Markdown report tied to a commit, machine and command.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .labels import labels_for
+
+
+# ------------------------------------------------------------------------------------ metrics
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+    """``cm[i, j]`` = number of samples of true class ``i`` predicted as ``j`` (labels < 0 skipped)."""
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true {t.shape} and y_pred {p.shape} differ in shape")
+    keep = t >= 0
+    t, p = t[keep], p[keep]
+    if t.size and (t.max() >= n_classes or p.min() < 0 or p.max() >= n_classes):
+        raise ValueError(f"labels outside 0..{n_classes - 1}")
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(cm, (t, p), 1)
+    return cm
+
+
+def task_metrics(task: str, y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
+    """Accuracy, per-class accuracy, confusion matrix (and 1-off accuracy for ``age``)."""
+    names = labels_for(task)
+    cm = confusion_matrix(y_true, y_pred, len(names))
+    n = int(cm.sum())
+    if n == 0:
+        raise ValueError(f"no labelled samples for task {task!r}")
+    out: dict[str, Any] = {"n": n, "accuracy": float(np.trace(cm) / n)}
+    support = cm.sum(axis=1)
+    out["per_class_accuracy"] = {c: (float(cm[i, i] / support[i]) if support[i] else None)
+                                 for i, c in enumerate(names)}
+    present = support > 0
+    out["mean_class_accuracy"] = float(np.mean(np.diag(cm)[present] / support[present]))
+    out["support"] = {c: int(support[i]) for i, c in enumerate(names)}
+    if task == "age":
+        i, j = np.indices(cm.shape)
+        out["one_off_accuracy"] = float(cm[np.abs(i - j) <= 1].sum() / n)
+    out["confusion_matrix"] = cm.tolist()
+    out["labels"] = list(names)
+    return out
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0.0 for a single value)."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("mean_std of no values")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def summarize_runs(results: Sequence[dict[str, Any]], keys: Sequence[str] = ("accuracy", "one_off_accuracy")
+                   ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{task: {metric: {"mean", "std", "n"}}}`` over several runs' ``{task: task_metrics}``."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    tasks = sorted({t for r in results for t in r})
+    for t in tasks:
+        out[t] = {}
+        for k in keys:
+            vals = [r[t][k] for r in results if t in r and k in r[t]]
+            if vals:
+                m, s = mean_std(vals)
+                out[t][k] = {"mean": m, "std": s, "n": len(vals)}
+    return out
+
+
+# ------------------------------------------------------------------------------------ prediction
+
+@torch.no_grad()
+def predict_arrays(model: torch.nn.Module, config, crops: np.ndarray, maps: np.ndarray | None, *,
+                   batch_size: int = 256, tta_flip: bool = False, device: str = "cpu",
+                   progress: bool = False) -> dict[str, np.ndarray]:
+    """Softmax probabilities ``{task: (N, C)}`` for uint8 crops ``(N, S, S, 3)`` (+ maps)."""
+    from .models.preprocess import to_input_tensor
+
+    model.eval()
+    outs: dict[str, list[np.ndarray]] = {}
+    rng = range(0, len(crops), batch_size)
+    if progress:
+        from tqdm import tqdm
+        rng = tqdm(rng, desc="predict", unit="batch", mininterval=5)
+    use_maps = config.saliency != "none"
+    for i in rng:
+        c = np.asarray(crops[i:i + batch_size])
+        m = np.asarray(maps[i:i + batch_size]) if (use_maps and maps is not None) else None
+        x = to_input_tensor(c, m, config, device)
+        logits = model(x)
+        if tta_flip:
+            lf = model(torch.flip(x, dims=[3]))
+            logits = {t: (logits[t] + lf[t]) / 2 for t in logits}
+        for t, v in logits.items():
+            outs.setdefault(t, []).append(torch.softmax(v.float(), dim=1).cpu().numpy())
+    return {t: np.concatenate(v) for t, v in outs.items()}
+
+
+def evaluate_arrays(model, config, crops, maps, labels: dict[str, np.ndarray], **kw) -> dict[str, Any]:
+    """Per-task :func:`task_metrics` of ``model`` on arrays; ``labels[task]`` has −1 for missing."""
+    probs = predict_arrays(model, config, crops, maps, **kw)
+    return {t: task_metrics(t, labels[t], probs[t].argmax(1)) for t in probs if t in labels
+            and (np.asarray(labels[t]) >= 0).any()}
+
+
+# ------------------------------------------------------------------------------------ plots
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_confusion(cm: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path,
+                   title: str = "") -> Path:
+    """Row-normalised confusion-matrix heat map (counts written in the cells) as PNG."""
+    plt = _pyplot()
+
+    cm = np.asarray(cm, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    k = len(labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * k, 0.8 + 0.7 * k), dpi=110)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), labels, rotation=45, ha="right")
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Training loss and validation accuracies per epoch (from ``metrics.json``) as PNG."""
+    plt = _pyplot()
+
+    if not history:
+        raise ValueError("no epochs to plot")
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=110)
+    a1.plot(ep, [h["train_loss"] for h in history], marker="o", label="train loss")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("loss")
+    a1.legend()
+    for k in sorted(history[-1]):
+        if k.startswith("val_") and k.endswith("accuracy"):
+            a2.plot(ep, [h.get(k) for h in history], marker="o", label=k[4:])
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("validation accuracy")
+    a2.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ report
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=10, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> str:
+    import os
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f} %"
+
+
+def markdown_report(title: str, results: dict[str, dict[str, Any]], *, command: str = "",
+                    extra: dict[str, Any] | None = None, images: dict[str, str] | None = None) -> str:
+    """A dated Markdown report of ``{task: task_metrics}`` with commit, machine and command."""
+    lines = [f"# {title}", "",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             f"- commit: `{git_commit()}`",
+             f"- machine: {machine()}"]
+    if command:
+        lines.append(f"- command: `{command}`")
+    for k, v in (extra or {}).items():
+        lines.append(f"- {k}: {v}")
+    lines += ["", "| task | n | accuracy | 1-off | mean per-class |", "|---|---|---|---|---|"]
+    for t, m in results.items():
+        lines.append(f"| {t} | {m['n']} | {_pct(m['accuracy'])} | {_pct(m.get('one_off_accuracy'))} | "
+                     f"{_pct(m['mean_class_accuracy'])} |")
+    for t, m in results.items():
+        lines += ["", f"## {t}: per-class accuracy", "", "| class | support | accuracy |", "|---|---|---|"]
+        for c, a in m["per_class_accuracy"].items():
+            lines.append(f"| {c} | {m['support'][c]} | {_pct(a)} |")
+    for name, rel in (images or {}).items():
+        lines += ["", f"![{name}]({rel})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: str | Path, title: str, results: dict[str, dict[str, Any]], *,
+                 command: str = "", extra: dict[str, Any] | None = None,
+                 history: Sequence[dict[str, Any]] | None = None, stem: str = "report") -> Path:
+    """Write ``<stem>.json``, ``<stem>.md``, one confusion PNG per task and the training curves."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for t, m in results.items():
+        p = plot_confusion(m["confusion_matrix"], m["labels"], out / f"{stem}_confusion_{t}.png",
+                           title=f"{title}: {t}")
+        images[f"{t} confusion matrix"] = p.name
+    if history:
+        images["training curves"] = plot_curves(history, out / f"{stem}_curves.png", title=title).name
+    payload = {"title": title, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "commit": git_commit(), "machine": machine(), "command": command,
+               "extra": extra or {}, "results": results}
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=1))
+    md = out / f"{stem}.md"
+    md.write_text(markdown_report(title, results, command=command, extra=extra, images=images))
+    return md
+
+
+# ------------------------------------------------------------------------------------ runs
+
+def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best", tta: bool | None = None,
+                 out_dir: str | Path = "docs/benchmarks", cache: str | Path | None = None,
+                 command: str = "", threads: int | None = None, write: bool = True
+                 ) -> tuple[dict[str, Any], Path | None]:
+    """Evaluate a training run's ``which`` weights on ``split`` of its crop cache and write
+    ``<run>_<split>.{json,md}`` + confusion PNGs + training curves into ``out_dir``."""
+    import os
+
+    from .cache import open_crop_cache
+    from .train import load_run
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    run = Path(run_dir)
+    model, config, preset = load_run(run, which)
+    runcfg = json.loads((run / "config.json").read_text())
+    cc = open_crop_cache(cache or runcfg["cache"])
+    idx = cc.indices(split)
+    if len(idx) == 0:
+        raise ValueError(f"split {split!r} of {cc.root} is empty")
+    crops = np.asarray(cc.crops[idx])
+    maps = np.asarray(cc.saliency(config.saliency)[idx]) if config.saliency != "none" else None
+    labels = {t: cc.task_labels(t)[idx] for t in config.tasks}
+    use_tta = preset.tta_flip if tta is None else tta
+    results = evaluate_arrays(model, config, crops, maps, labels, tta_flip=use_tta)
+    if not write:
+        return results, None
+    hist_p = run / "metrics.json"
+    history = json.loads(hist_p.read_text()) if hist_p.exists() else None
+    state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
+    extra = {"run": run.name, "split": f"{split} ({len(idx)} faces) of cache `{cc.root.name}` "
+                                      f"(detection rate {cc.meta.get('detection_rate', float('nan')):.4f})",
+             "weights": f"{which} (epoch {state.get('best_epoch') if which == 'best' else state.get('epoch')}"
+                        f" of {state.get('epochs')}, chosen on val)",
+             "preset": preset.name, "saliency": f"{config.saliency} (r = {config.ratio})",
+             "input": f"{config.input_size} px {config.color}", "flip TTA": use_tta}
+    md = write_report(out_dir, f"{run.name} — {split}", results, command=command, extra=extra,
+                      history=history, stem=f"{run.name}_{split}")
+    return results, md
+
+
+def write_comparison(results: Sequence[tuple[str, dict[str, Any]]], out_dir: str | Path, *,
+                     split: str = "test", command: str = "", stem: str | None = None) -> Path:
+    """A side-by-side Markdown + JSON table of several runs' ``{task: task_metrics}``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = stem or ("comparison_" + "_vs_".join(n for n, _ in results))[:120]
+    tasks = sorted({t for _, r in results for t in r})
+    lines = [f"# Side by side — {split}", "",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             f"- commit: `{git_commit()}`", f"- machine: {machine()}"]
+    if command:
+        lines.append(f"- command: `{command}`")
+    head = ["run"] + [f"{t} acc" for t in tasks] + (["age 1-off"] if "age" in tasks else [])
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n, r in results:
+        cells = [n] + [_pct(r[t]["accuracy"]) if t in r else "–" for t in tasks]
+        if "age" in tasks:
+            cells.append(_pct(r["age"].get("one_off_accuracy")) if "age" in r else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    (out / f"{stem}.json").write_text(json.dumps({n: r for n, r in results}, indent=1))
+    p = out / f"{stem}.md"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def compact_metrics(results: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy (+ 1-off, per-class) per task, without confusion matrices, for manifests."""
+    out = {}
+    for t, m in results.items():
+        d = {"accuracy": round(m["accuracy"], 4), "n": m["n"],
+             "per_class_accuracy": {k: (None if v is None else round(v, 4))
+                                    for k, v in m["per_class_accuracy"].items()}}
+        if "one_off_accuracy" in m:
+            d["one_off_accuracy"] = round(m["one_off_accuracy"], 4)
+        out[t] = d
+    return out
+
+
+def ship_run(run_dir: str | Path, *, name: str, report: str | Path, data: str, license: str,
+             command: str = "", directory: str | Path | None = None) -> Path:
+    """Register a run's best weights as bundled classifier ``name`` (safetensors + manifest)."""
+    from dataclasses import replace
+
+    from .models.weights import register_bundled
+    from .train import load_run
+
+    run = Path(run_dir)
+    model, config, _ = load_run(run, "best")
+    rep = json.loads(Path(report).read_text())
+    metrics = compact_metrics(rep["results"])
+    metrics["split"] = rep.get("extra", {}).get("split", "")
+    metrics["report_commit"] = rep.get("commit", "")
+    cfg = replace(config, name=name).to_dict()
+    return register_bundled(name, model.state_dict(), kind="classifier", config=cfg, metrics=metrics,
+                            data=data, license=license, command=command,
+                            directory=str(directory) if directory else None)

@@ -1,0 +1,95 @@
+"""The one preprocessing path shared by training, evaluation and inference.
+
+Two steps, both driven by the model's :class:`~salface.models.config.ClassifierConfig`:
+
+1. :func:`prepare_crops` — uint8 face crops → uint8 crops as the model sees them: resized to
+   ``config.input_size`` (area interpolation when shrinking, bilinear when enlarging) and, for
+   ``config.color == "gray"``, converted to luminance (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B,
+   rounded) replicated to three channels. This happens *before* saliency, so saliency maps are
+   computed on exactly the pixels the classifier gets.
+2. :func:`to_input_tensor` — uint8 crops (+ saliency maps) → normalised float tensor: reweighted
+   with :func:`salface.reweight.reweight_tensor` at ``config.ratio`` (unless ``config.saliency ==
+   "none"``), scaled to [0, 1], normalised by ``config.mean``/``config.std``, channels_last.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from ..reweight import reweight_tensor
+from .config import ClassifierConfig
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def to_gray3(pixels: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` uint8 RGB → luminance replicated to 3 channels (uint8)."""
+    y = np.rint(pixels.astype(np.float32) @ _LUMA)
+    y = np.clip(y, 0, 255).astype(np.uint8)
+    return np.repeat(y[..., None], 3, axis=-1)
+
+
+def resize_square(pixels: np.ndarray, size: int, interp_map: bool = False) -> np.ndarray:
+    """Resize one ``H×W[×C]`` array to ``size×size`` (area when shrinking, bilinear when enlarging)."""
+    h, w = pixels.shape[:2]
+    if (h, w) == (size, size):
+        return pixels
+    interp = cv2.INTER_AREA if (h > size or w > size) else cv2.INTER_LINEAR
+    return cv2.resize(pixels, (size, size), interpolation=interp)
+
+
+def prepare_crops(pixels: np.ndarray, config: ClassifierConfig) -> np.ndarray:
+    """``(N, H, W, 3)`` (or one ``(H, W, 3)``) uint8 RGB crops → uint8 crops at
+    ``config.input_size`` in the model's colour handling."""
+    arr = np.asarray(pixels)
+    single = arr.ndim == 3
+    if single:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) crops, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 crops, got {arr.dtype}")
+    s = config.input_size
+    if arr.shape[1:3] != (s, s):
+        arr = np.stack([resize_square(a, s) for a in arr]) if len(arr) else np.zeros((0, s, s, 3), np.uint8)
+    if config.color == "gray":
+        arr = to_gray3(arr)
+    arr = np.ascontiguousarray(arr)
+    return arr[0] if single else arr
+
+
+def _as_tensor(x, device) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+
+
+def to_input_tensor(crops, saliency_maps, config: ClassifierConfig,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 crops ``(N, S, S, 3)`` and saliency maps ``(N, S, S)`` (float in [0, 1], or uint8
+    0–255) → the model's float input ``(N, 3, S, S)`` (channels_last memory format).
+
+    ``saliency_maps`` must be given unless ``config.saliency == "none"`` (then it is ignored)."""
+    c = _as_tensor(crops, device)
+    if c.dim() != 4 or c.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) crops, got shape {tuple(c.shape)}")
+    x = c.permute(0, 3, 1, 2).float().div_(255.0)
+    if config.saliency != "none":
+        if saliency_maps is None:
+            raise ValueError(f"model {config.name!r} was trained with saliency {config.saliency!r} "
+                             f"at ratio {config.ratio}; saliency maps are required")
+        m = _as_tensor(saliency_maps, device)
+        if m.dtype == torch.uint8:
+            m = m.float().div_(255.0)
+        else:
+            m = m.float()
+        if tuple(m.shape) != (x.shape[0], x.shape[2], x.shape[3]):
+            raise ValueError(f"saliency maps shape {tuple(m.shape)} does not match crops "
+                             f"{(x.shape[0], x.shape[2], x.shape[3])}")
+        x = reweight_tensor(x, m, config.ratio)
+    mean = torch.tensor(config.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last)
