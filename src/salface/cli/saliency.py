@@ -1,7 +1,100 @@
-"""Placeholder: this command group is being written."""
+"""``salface train-saliency`` and ``salface evaluate-saliency``: thin shells over
+:mod:`salface.saliency.train` and :mod:`salface.saliency.evaluate`."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
 
 import typer
 
+DEFAULT_DATA = "../shared/data/nus-saliency"
+
+
+class Backbone(str, Enum):
+    mobilenet_v2 = "mobilenet_v2"
+    vgg16 = "vgg16"
+
+
+def _command_line() -> str:
+    return "salface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def train_saliency(
+    data: Path = typer.Option(DEFAULT_DATA, "--data", help="NUS saliency folder holding "
+                              "fixations.mat, imgInfo.mat and stimuli/."),
+    out: Path = typer.Option(Path("runs/saliency/nus"), "--out", help="Folder for the feature "
+                             "cache, checkpoints (last.pt every epoch, best.pt by val CC) and "
+                             "history.json."),
+    epochs: int = typer.Option(20, "--epochs", min=1, help="Passes over the 700 training samples "
+                               "(350 train images and their mirrors)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for initialisation and batch order."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt."),
+    backbone: Backbone = typer.Option(Backbone.mobilenet_v2, "--backbone", help="Frozen feature "
+                                      "extractor: mobilenet_v2 (ImageNet weights from torchvision) "
+                                      "or vgg16 (needs torchvision's VGG-16 ImageNet weights)."),
+    size: int = typer.Option(256, "--size", min=64, help="Training scenes are resized to "
+                             "size×size (multiple of 32)."),
+    bundle_as: str = typer.Option("", "--bundle-as", help="After training, write the best "
+                                  "checkpoint into the package's bundled models under this name "
+                                  "(safetensors + manifest entry). Empty: do not bundle."),
+) -> None:
+    """Train ML-Net (frozen backbone, encoder + learned prior) on the NUS fixations."""
+    from ..saliency.train import TrainSettings, bundle_checkpoint, train_mlnet
+
+    if size % 32:
+        raise typer.BadParameter(f"--size must be a multiple of 32, got {size}")
+    settings = TrainSettings(data_dir=str(data), out_dir=str(out), epochs=epochs, seed=seed,
+                             resume=resume, backbone=backbone.value, size=size)
+    result = train_mlnet(settings, log=lambda s: typer.echo(s))
+    typer.echo(f"best epoch {result.best_epoch}: " +
+               ", ".join(f"{k} {v:.3f}" for k, v in result.best_val.items()) +
+               f" ({result.seconds:.0f} s); checkpoint {result.checkpoint}")
+    if bundle_as:
+        p = bundle_checkpoint(result.checkpoint, bundle_as, command=_command_line())
+        typer.echo(f"bundled as {bundle_as!r}: {p}")
+
+
+def evaluate_saliency(
+    data: Path = typer.Option(DEFAULT_DATA, "--data", help="NUS saliency folder (fixations.mat, "
+                              "imgInfo.mat, stimuli/)."),
+    models: str = typer.Option("centre,spectral-residual,frequency-tuned,mlnet", "--models",
+                               help="Comma-separated saliency model names (see `available_saliency`)."),
+    split: str = typer.Option("test", "--split", help="Which part of the fixed split to score: "
+                              "train, val or test."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Score this training "
+                                           "checkpoint (best.pt) as `mlnet` instead of the "
+                                           "bundled weights."),
+    out: Path = typer.Option(Path("docs/saliency"), "--out", help="Folder for the JSON report "
+                             "and Markdown table (nus_<split>.json / .md)."),
+    max_side: int = typer.Option(512, "--max-side", min=32, help="Images are scored with their "
+                                 "longer side resized to at most this many pixels."),
+) -> None:
+    """Score saliency models with AUC-Judd, shuffled AUC, NSS, CC, KL and SIM on NUS."""
+    from ..saliency import get_saliency
+    from ..saliency.evaluate import evaluate_models, markdown_table, write_report
+    from ..saliency.train import load_checkpoint
+
+    if split not in ("train", "val", "test"):
+        raise typer.BadParameter(f"--split must be train, val or test, got {split!r}")
+    chosen = {}
+    for name in [m.strip() for m in models.split(",") if m.strip()]:
+        if name == "mlnet" and checkpoint is not None:
+            chosen[name] = load_checkpoint(checkpoint, input_size=256)
+        elif name == "mlnet":
+            chosen[name] = get_saliency("mlnet", scene=True)
+        else:
+            chosen[name] = get_saliency(name)
+    report = evaluate_models(chosen, data, split=split, max_side=max_side,
+                             log=lambda s: typer.echo(s))
+    report["command"] = _command_line()
+    jp, mp = write_report(report, out, stem=f"nus_{split}")
+    typer.echo(markdown_table(report))
+    typer.echo(f"written {jp} and {mp}")
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("train-saliency")(train_saliency)
+    app.command("evaluate-saliency")(evaluate_saliency)
