@@ -354,3 +354,13 @@ def test_path_like_and_str(tmp_path):
     p = tmp_path / "x.bmp"
     Image.fromarray(_asym()).save(p)
     assert load_image(Path(p)).shape == load_image(str(p)).shape == (40, 60, 3)
+
+
+def test_multiframe_gif_first_frame(tmp_path):
+    frames = [Image.fromarray(np.full((8, 8, 3), c, np.uint8)) for c in ((255, 0, 0), (0, 0, 255))]
+    p = tmp_path / "anim.gif"
+    frames[0].save(p, save_all=True, append_images=frames[1:])
+    np.testing.assert_array_equal(load_image(p)[0, 0], [255, 0, 0])
+    im = Image.open(p)
+    im.seek(1)
+    np.testing.assert_array_equal(load_image(im)[0, 0], [0, 0, 255])

@@ -16,7 +16,8 @@ Choices made here (the papers say nothing about input handling):
   Float images (mode ``F``) in ``[0, 1]`` are scaled by 255, in ``[0, 255]`` kept, otherwise
   stretched min..max.
 * ``CMYK`` and ``YCbCr`` go through Pillow's own conversion (no ICC colour management).
-* Multi-frame files (GIF, TIFF) give their first frame.
+* Multi-frame files (GIF, TIFF) give their first frame (a PIL image passed in gives its current
+  frame).
 * The **size limit** is ``max_pixels`` (default 100 megapixels), checked from the header before any
   pixel is decoded. Pillow's own decompression-bomb warning/error is caught and turned into an
   :class:`ImageError`; Pillow's global limit is never changed except, for the duration of one
@@ -26,12 +27,11 @@ Choices made here (the papers say nothing about input handling):
 from __future__ import annotations
 
 import glob
-import io as _io
 import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -162,33 +162,35 @@ def _from_path(path: Path, max_pixels: int) -> np.ndarray:
     if path.is_dir():
         raise ImageError(name, "is a directory, not an image file")
     try:
-        data = path.read_bytes()
+        fh = open(path, "rb")
     except PermissionError as exc:
         raise ImageError(name, "permission denied") from exc
     except OSError as exc:
         raise ImageError(name, f"could not read file ({_describe(exc)})") from exc
-    if len(data) == 0:
-        raise ImageError(name, "empty file (0 bytes)")
-    im = _open_checked(data, name, max_pixels)
-    try:
-        if _is_16bit_colour(im):
-            arr = _decode_16bit_colour(data, im, name)
-            if arr is not None:
-                return arr
-        return _from_pil(im, name)
-    except ImageError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
-        msg = str(exc)
-        if "truncated" in msg.lower() or isinstance(exc, EOFError):
-            raise ImageError(name, f"truncated image file ({_describe(exc)})") from exc
-        raise ImageError(name, f"corrupt image data ({_describe(exc)})") from exc
-    finally:
-        im.close()
+    with fh:
+        if not fh.read(1):
+            raise ImageError(name, "empty file (0 bytes)")
+        fh.seek(0)
+        im = _open_checked(fh, name, max_pixels)  # reads the header only
+        try:
+            if _is_16bit_colour(im):
+                arr = _decode_16bit_colour(path, im)
+                if arr is not None:
+                    return arr
+            return _from_pil(im, name)
+        except ImageError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+            msg = str(exc)
+            if "truncated" in msg.lower() or isinstance(exc, EOFError):
+                raise ImageError(name, f"truncated image file ({_describe(exc)})") from exc
+            raise ImageError(name, f"corrupt image data ({_describe(exc)})") from exc
+        finally:
+            im.close()
 
 
-def _open_checked(data: bytes, name: str, max_pixels: int) -> Image.Image:
-    """``Image.open`` on the bytes, with the pixel limit enforced and Pillow's bomb guard contained."""
+def _open_checked(fh: BinaryIO, name: str, max_pixels: int) -> Image.Image:
+    """``Image.open`` on an open file, with the pixel limit enforced and Pillow's bomb guard contained."""
     pil_hard = Image.MAX_IMAGE_PIXELS * 2 if Image.MAX_IMAGE_PIXELS else None
     try:
         with warnings.catch_warnings():
@@ -199,11 +201,11 @@ def _open_checked(data: bytes, name: str, max_pixels: int) -> Image.Image:
                     old = Image.MAX_IMAGE_PIXELS
                     Image.MAX_IMAGE_PIXELS = max_pixels
                     try:
-                        im = Image.open(_io.BytesIO(data))
+                        im = Image.open(fh)
                     finally:
                         Image.MAX_IMAGE_PIXELS = old
             else:
-                im = Image.open(_io.BytesIO(data))
+                im = Image.open(fh)
     except Image.DecompressionBombError as exc:
         raise ImageError(name, f"image too large: decompression bomb guard ({exc}); "
                                f"limit is {max_pixels:,} pixels") from exc
@@ -268,10 +270,6 @@ def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _from_pil(im: Image.Image, name: str) -> np.ndarray:
-    try:
-        im.seek(0)
-    except (AttributeError, EOFError, ValueError):
-        pass
     im.load()  # surfaces truncation/corruption here, before any conversion
     try:
         im = ImageOps.exif_transpose(im) or im
@@ -351,11 +349,11 @@ def _is_16bit_colour(im: Image.Image) -> bool:
     return any(isinstance(r, str) and "16" in r for r in rawmodes)
 
 
-def _decode_16bit_colour(data: bytes, im: Image.Image, name: str) -> np.ndarray | None:
+def _decode_16bit_colour(path: Path, im: Image.Image) -> np.ndarray | None:
     """Decode a 16-bit colour PNG/TIFF at full depth with OpenCV; ``None`` to fall back to Pillow."""
     import cv2
 
-    buf = np.frombuffer(data, dtype=np.uint8)
+    buf = np.fromfile(path, dtype=np.uint8)  # (not cv2.imread: non-ASCII paths on Windows)
     arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
         return None

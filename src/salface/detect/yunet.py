@@ -19,6 +19,7 @@ the subject's view) is already :data:`salface.types.LANDMARK_NAMES`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -28,6 +29,25 @@ import numpy as np
 
 from ..types import Box, Face
 from .base import Detector
+
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    """Silence OpenCV's log below ERROR while the network is built.
+
+    OpenCV 5 prints a harmless "Targets are not supported by the new graph engine" warning when
+    FaceDetectorYN sets its target; the previous log level is restored right after.
+    """
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None or not hasattr(log, "setLogLevel"):
+        yield
+        return
+    old = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        log.setLogLevel(old)
 
 
 class YuNetDetector(Detector):
@@ -62,9 +82,10 @@ class YuNetDetector(Detector):
         self.max_side = max_side
         self.min_side = min_side
         try:
-            self._net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320),
-                                                  self.score_threshold, self.nms_threshold,
-                                                  self.top_k)
+            with _quiet_opencv():
+                self._net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320),
+                                                      self.score_threshold, self.nms_threshold,
+                                                      self.top_k)
         except cv2.error as exc:
             raise RuntimeError(f"OpenCV could not load the YuNet model {model_path}: {exc}") from exc
         self._lock = threading.Lock()
