@@ -33,7 +33,7 @@ def http_dir(tmp_path):
 
     handler = functools.partial(Quiet, directory=str(root))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     try:
         yield root, f"http://127.0.0.1:{srv.server_address[1]}"
@@ -305,3 +305,19 @@ def test_cli_fetch_errors(tmp_path):
     r = runner.invoke(app, ["fetch", "yunet", "--from", str(bad), "--no-progress"])
     assert r.exit_code == 1 and "checksum mismatch" in r.output
     assert W.verify_remote("yunet") == "missing"
+
+
+def test_register_concurrent_keeps_all_entries(bundled):
+    torch = pytest.importorskip("torch")
+    names = [f"m{i}" for i in range(8)]
+
+    def reg(n):
+        W.register_bundled(n, {"x": torch.zeros(4)}, kind="saliency", config={}, metrics={},
+                           data="", license="", command="")
+
+    threads = [threading.Thread(target=reg, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(W.load_manifest()["models"]) == set(names)

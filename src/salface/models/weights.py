@@ -17,6 +17,7 @@ with :func:`os.replace`, so a half-written or wrong file never sits under the fi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -387,17 +388,37 @@ def register_bundled(name: str, tensors: dict[str, Any], *, kind: str, config: d
         "commit": _git_commit(),
         "command": command,
     }
-    manifest = load_manifest(d)
-    manifest["schema"] = MANIFEST_SCHEMA
-    manifest["models"][name] = entry
-    manifest["models"] = dict(sorted(manifest["models"].items()))
-    mp = _manifest_path(d)
-    fd, tmpname = tempfile.mkstemp(prefix=".manifest.", suffix=".json", dir=d)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmpname, mp)
+    with _dir_lock(d):  # two trainings registering at once must not drop each other's entry
+        manifest = load_manifest(d)
+        manifest["schema"] = MANIFEST_SCHEMA
+        manifest["models"][name] = entry
+        manifest["models"] = dict(sorted(manifest["models"].items()))
+        mp = _manifest_path(d)
+        fd, tmpname = tempfile.mkstemp(prefix=".manifest.", suffix=".json", dir=d)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmpname, mp)
     return target
+
+
+@contextlib.contextmanager
+def _dir_lock(directory: Path):
+    """An exclusive ``flock`` on the folder itself (POSIX); a no-op where that is unavailable."""
+    try:
+        import fcntl
+        fd = os.open(directory, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 def remote_files_info() -> list[dict[str, Any]]:
