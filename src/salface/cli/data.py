@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-
-err = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,12 +20,12 @@ def register(app: typer.Typer) -> None:
         from salface.data.splits import STANDARD_SPLITS, standard_split
 
         if name not in STANDARD_SPLITS:
-            err.print(f"[red]error:[/red] unknown split {name!r}; choose one of {', '.join(STANDARD_SPLITS)}")
+            typer.echo(f"error: unknown split {name!r}; choose one of {', '.join(STANDARD_SPLITS)}", err=True)
             raise typer.Exit(2)
         try:
             rep = standard_split(name, shared, out, verbose=not quiet)
         except DatasetError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         typer.echo(f"wrote {rep.path}")
         for split, c in rep.counts.items():
@@ -47,4 +44,4 @@ def register(app: typer.Typer) -> None:
         from salface.data import READERS
 
         for name, (func, tasks, layout) in READERS.items():
-            typer.echo(f"{name:<16} {func:<48} {','.join(tasks):<18} {layout}")
+            typer.echo(f"{name:<16} {func:<48} {','.join(tasks):<22} {layout}")
