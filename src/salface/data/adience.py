@@ -35,7 +35,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from salface.data.base import DatasetError, Sample, parse_int, read_table
+from salface.data.base import DatasetError, ReaderReport, Sample, parse_int, read_table
 
 ADIENCE_STANDARD_AGES: dict[str, int] = {
     "(0, 2)": 0, "(4, 6)": 1, "(8, 12)": 2, "(15, 20)": 3, "(25, 32)": 4, "(38, 43)": 5,
@@ -67,16 +67,13 @@ _IMAGE_PREFIX = {"aligned": "landmark_aligned_face", "faces": "coarse_tilt_align
 
 
 @dataclass
-class AdienceReport:
+class AdienceReport(ReaderReport):
     rows: int = 0
     samples: int = 0
     missing_images: int = 0
     no_age: int = 0
     no_gender: int = 0
     off_protocol_age: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def _fold_file(root: Path, k: int) -> Path:

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from salface.data.base import DatasetError, Sample, parse_float, require_dir, require_file
+from salface.data.base import DatasetError, ReaderReport, Sample, parse_float, require_dir, require_file
 from salface.types import Box
 
 AFFECTNET_CODES: tuple[str, ...] = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger",
@@ -38,14 +38,11 @@ AFFECTNET_COLUMNS: tuple[str, ...] = ("subDirectory_filePath", "face_x", "face_y
 
 
 @dataclass
-class AffectNetReport:
+class AffectNetReport(ReaderReport):
     rows: int = 0
     samples: int = 0
     dropped_codes: dict[str, int] = field(default_factory=dict)
     missing_images: int = 0
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def read_affectnet(csv_path: str | os.PathLike, images_root: str | os.PathLike, *, classes: int = 7,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import csv
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -36,6 +36,13 @@ class DatasetError(ValueError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.reason))
+
+
+class ReaderReport:
+    """Base of the readers' count reports (dataclasses): ``to_dict()`` gives plain data."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)

@@ -21,22 +21,19 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from salface.data.base import DatasetError, Sample, require_dir, require_file
+from salface.data.base import DatasetError, ReaderReport, Sample, require_dir, require_file
 
 _IMG = re.compile(r"\.(jpe?g|png)$", re.IGNORECASE)
 _LFW_NAME = re.compile(r"^(?P<person>.+)_(?P<num>\d{4})\.(jpe?g|png)$", re.IGNORECASE)
 
 
 @dataclass
-class LFWReport:
+class LFWReport(ReaderReport):
     images: int = 0
     samples: int = 0
     unlabelled: int = 0
     conflicting: int = 0
     list_entries_not_found: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def read_name_list(path: str | os.PathLike) -> tuple[set[str], set[str]]:

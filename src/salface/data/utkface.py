@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from salface.data.base import DatasetError, Sample, age_in_group, age_to_group, require_dir
+from salface.data.base import DatasetError, ReaderReport, Sample, age_in_group, age_to_group, require_dir
 
 UTK_RACES: tuple[str, ...] = ("white", "black", "asian", "indian", "others")
 
@@ -50,7 +50,7 @@ def parse_utk_name(name: str) -> dict | None:
 
 
 @dataclass
-class UTKFaceReport:
+class UTKFaceReport(ReaderReport):
     """What :func:`read_utkface` did to the folder's files."""
 
     files: int = 0
@@ -61,9 +61,6 @@ class UTKFaceReport:
     conflicting_groups: int = 0
     conflicting_files_dropped: int = 0
     in_between_dropped: int = 0
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def _image_folder(root: Path) -> Path:
