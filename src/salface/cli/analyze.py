@@ -138,6 +138,8 @@ def register(app: typer.Typer) -> None:
 
         failed = 0
         show = progress and len(files) > 1
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
         with (open(output, "w", newline="") if output else nullcontext(sys.stdout)) as out:
             writer = _Writer(fmt, out)
             bar = None

@@ -1,0 +1,161 @@
+"""Time the inference pipeline per stage on the CPU: load, detect, crop, saliency, classify.
+
+    python benchmarks/bench_pipeline.py [--images DIR] [--limit 256] [--batch-size 64] [--threads N]
+
+Images default to the first ``--limit`` UTKFace files in ``../shared/data/utkface`` (200 × 200, one
+face each, sorted by name) plus the scikit-image astronaut. Writes JSON to
+``docs/benchmarks/pipeline_speed.json`` and prints a Markdown table.
+
+Each stage runs over the whole set, batched as the Analyzer batches it, after one warm-up batch.
+When a shipped classifier is missing, the classify stage times the same architecture built from
+its config with untrained weights and says so (the timing does not depend on the weight values;
+nothing is predicted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "utkface")
+    ap.add_argument("--limit", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--saliency", default="mlnet")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "pipeline_speed.json")
+    args = ap.parse_args()
+
+    import torch
+
+    from salface.crop import crop_face
+    from salface.detect import get_detector
+    from salface.io import load_image
+    from salface.models.preprocess import prepare_crops, to_input_tensor
+    from salface.models.registry import DEFAULT_MODELS, load_classifier
+    from salface.models.weights import MissingModelError, load_manifest
+    from salface.saliency import get_saliency
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    paths = paths[: args.limit]
+    results: dict = {"stages": {}}
+
+    t0 = time.perf_counter()
+    images = [load_image(p) for p in paths]
+    try:
+        import skimage.data
+
+        images.append(np.ascontiguousarray(skimage.data.astronaut()))
+    except ImportError:
+        pass
+    t_load = time.perf_counter() - t0
+    n_img = len(images)
+
+    det = get_detector("yunet")
+    det.detect(images[0])
+    t0 = time.perf_counter()
+    faces = [det.detect(im) for im in images]
+    t_det = time.perf_counter() - t0
+    pairs = [(im, f) for im, fs in zip(images, faces) for f in fs]
+    n_faces = len(pairs)
+
+    # one model per distinct shipped classifier
+    models = []
+    for name in dict.fromkeys(DEFAULT_MODELS.values()):
+        try:
+            net, cfg = load_classifier(name)
+            note = "shipped weights"
+        except MissingModelError:
+            from salface.models.backbones import build_classifier
+            from salface.models.config import ClassifierConfig
+
+            entry = load_manifest()["models"].get(name)
+            if entry is None:
+                continue
+            cfg = ClassifierConfig.from_dict(entry["config"])
+            net = build_classifier(cfg).eval()
+            note = "untrained weights, timing only"
+        models.append((name, net, cfg, note))
+
+    t_crop = t_sal = t_cls = 0.0
+    bs = args.batch_size
+    sal = get_saliency(args.saliency)
+    for name, net, cfg, note in models or [(None, None, None, None)]:
+        size = cfg.input_size if cfg else 112
+        margin = cfg.margin if cfg else 0.3
+        for start in range(0, n_faces, bs):
+            chunk = pairs[start:start + bs]
+            t0 = time.perf_counter()
+            crops = np.stack([crop_face(im, f, size=size, margin=margin).pixels for im, f in chunk])
+            if cfg is not None:
+                crops = prepare_crops(crops, cfg)
+            t_crop += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            maps = sal(crops)
+            t_sal += time.perf_counter() - t0
+            if net is not None:
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    net(to_input_tensor(crops, maps, cfg, "cpu"))
+                t_cls += time.perf_counter() - t0
+
+    def stage(seconds: float) -> dict:
+        return {"seconds": round(seconds, 3), "images_per_s": round(n_img / seconds, 1) if seconds else None,
+                "faces_per_s": round(n_faces / seconds, 1) if seconds else None}
+
+    results["stages"] = {"load": stage(t_load), "detect (yunet)": stage(t_det), "crop": stage(t_crop),
+                         f"saliency ({args.saliency})": stage(t_sal), "classify": stage(t_cls)}
+    total = t_load + t_det + t_crop + t_sal + t_cls
+    results["stages"]["total"] = stage(total)
+    results.update({
+        "images": n_img, "faces": n_faces, "batch_size": bs,
+        "models": [{"name": n, "backbone": c.backbone, "input_size": c.input_size, "weights": note}
+                   for n, _, c, note in models],
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "cpu": _cpu(), "cores": __import__("os").cpu_count(), "commit": _commit(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "command": "python benchmarks/bench_pipeline.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("images", "out")),
+        "data": f"first {args.limit} files of {args.images.name} (sorted) + skimage astronaut",
+    })
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"| stage | s | images/s | faces/s |\n|---|---|---|---|")
+    for k, v in results["stages"].items():
+        print(f"| {k} | {v['seconds']} | {v['images_per_s']} | {v['faces_per_s']} |")
+    print(f"\n{n_img} images, {n_faces} faces; written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
