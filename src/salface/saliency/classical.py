@@ -56,7 +56,7 @@ def centre_map(height: int, width: int, sigma: float = CENTRE_SIGMA) -> np.ndarr
     y = (np.arange(height, dtype=np.float64) - (height - 1) / 2.0) / (sigma * height)
     x = (np.arange(width, dtype=np.float64) - (width - 1) / 2.0) / (sigma * width)
     g = np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
-    return normalize_map(g)
+    return (g / g.max()).astype(np.float32)  # the Gaussian itself: max 1, minimum above 0
 
 
 class CentreBias(SaliencyModel):

@@ -291,7 +291,15 @@ def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
     if entry.get("kind") != "saliency":
         raise ValueError(f"bundled model {name!r} is a {entry.get('kind')!r} model, not saliency")
     config = MLNetConfig.from_dict(entry.get("config", {}))
-    net = MLNet(config, pretrained_backbone=True)
+    try:
+        net = MLNet(config, pretrained_backbone=True)
+    except (OSError, RuntimeError) as exc:  # no network and no cached ImageNet weights
+        from ..models.weights import MissingModelError
+
+        raise MissingModelError(
+            f"ML-Net {name!r} needs torchvision's ImageNet {config.backbone} weights, which could "
+            f"not be loaded ({exc}); put them in $TORCH_HOME/hub/checkpoints/ (for MobileNetV2: "
+            "mobilenet_v2-b0353104.pth) or allow torchvision to download them") from exc
     head = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
     missing, unexpected = net.head.load_state_dict(head, strict=False)
     if missing or unexpected:

@@ -1,0 +1,81 @@
+"""Time every saliency model on the CPU: one 112-px map, and batches of 64 at 96/112/128 px.
+
+    TORCH_HOME=cache/torch .venv/bin/python benchmarks/bench_saliency.py [--threads 2] [--out docs/benchmarks/saliency_speed.json]
+
+Inputs are real face crops (skimage's astronaut, tiled with small shifts), so the classical
+models do their usual work. Each timing is the median of several repetitions after one warm-up
+call. The JSON records the machine, torch version, thread count and commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+
+def _crops(size: int, n: int) -> np.ndarray:
+    from skimage.data import astronaut
+
+    img = astronaut()
+    out = []
+    for i in range(n):
+        dx, dy = (i * 7) % 40, (i * 5) % 30
+        out.append(cv2.resize(img[10 + dy:230 + dy, 120 + dx:340 + dx], (size, size),
+                              interpolation=cv2.INTER_AREA))
+    return np.stack(out)
+
+
+def _median_time(fn, reps: int) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", default="mlnet,spectral-residual,frequency-tuned,centre,none")
+    ap.add_argument("--out", default="docs/benchmarks/saliency_speed.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    from salface.saliency import get_saliency
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    res = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "commit": commit, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+           "torch": torch.__version__, "threads": args.threads, "models": {}}
+    for name in args.models.split(","):
+        model = get_saliency(name)
+        one = _crops(112, 1)[0]
+        r = {"one_map_112_ms": 1000 * _median_time(lambda: model(one), 7)}
+        for size in (96, 112, 128):
+            batch = _crops(size, 64)
+            t = _median_time(lambda: model(batch), 3)
+            r[f"batch64_{size}_s"] = t
+            r[f"maps_per_s_{size}"] = 64 / t
+        res["models"][name] = r
+        print(name, {k: round(v, 2) for k, v in r.items()}, flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
