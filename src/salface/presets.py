@@ -105,14 +105,14 @@ PRESETS: dict[str, Preset] = {
     # Shipped defaults: MobileNetV2 from ImageNet, sized for 2 CPU cores.
     "default-age-gender": Preset(
         name="default-age-gender", backbone="mobilenet_v2", tasks=AG, input_size=96, dropout=0.2,
-        freeze=2, optimizer="adamw", lr=1e-3, weight_decay=1e-4, epochs=8, batch_size=64,
+        freeze=2, optimizer="adamw", lr=1e-3, weight_decay=1e-4, epochs=6, batch_size=64,
         schedule="cosine", warmup_epochs=0.3, label_smoothing=0.1,
         augment=Augment(flip=True, rotate=10.0, shift=0.05, scale=0.08),
         notes="MobileNetV2 (ImageNet), first 2 blocks frozen, AdamW + cosine, label smoothing 0.1, "
               "96 px RGB, one network with age and gender heads."),
     "default-expression": Preset(
         name="default-expression", backbone="mobilenet_v2", tasks=EX, input_size=64, color="gray",
-        dropout=0.2, freeze=1, optimizer="adamw", lr=1e-3, weight_decay=1e-4, epochs=14,
+        dropout=0.2, freeze=1, optimizer="adamw", lr=1e-3, weight_decay=1e-4, epochs=10,
         batch_size=64, schedule="cosine", warmup_epochs=0.3, label_smoothing=0.1,
         augment=Augment(flip=True, rotate=10.0, shift=0.06, scale=0.08), dataset="ferplus",
         notes="MobileNetV2 (ImageNet), 64 px gray (FER+ faces are 48 px), AdamW + cosine, label smoothing 0.1."),

@@ -191,11 +191,14 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
           saliency: str | None = None, ratio: float | None = None, name: str | None = None,
           batch_size: int | None = None, lr: float | None = None, max_steps: int | None = None,
           max_eval: int | None = None, threads: int | None = None, progress: bool = True,
-          pretrained: bool | None = None, log: Callable[[str], None] = print) -> TrainResult:
+          pretrained: bool | None = None, stop_after: int | None = None,
+          log: Callable[[str], None] = print) -> TrainResult:
     """Train ``preset`` on ``cache``'s train split, selecting the epoch on its val split.
 
     ``saliency``/``ratio`` override the preset's (``"none"`` trains without reweighting).
     ``max_steps`` (batches per epoch) and ``max_eval`` (val samples) shrink a run for tests.
+    ``stop_after`` ends the call after that many epochs in all (the schedule still spans
+    ``epochs``), leaving a run to continue later with ``resume=True``.
     """
     cc = cache if isinstance(cache, CropCache) else open_crop_cache(cache)
     preset = get_preset(preset_or_name, cc.tasks) if isinstance(preset_or_name, str) else preset_or_name
@@ -259,7 +262,8 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     val_crops = crops[va]
     val_maps = maps[va] if maps is not None else None
     val_labels = {t: labels[t][va] for t in preset.tasks}
-    for epoch in range(start, preset.epochs):
+    end = preset.epochs if stop_after is None else min(preset.epochs, stop_after)
+    for epoch in range(start, end):
         t0 = time.time()
         rng = np.random.default_rng(seed * 1000 + epoch)
         torch.manual_seed(seed * 1000 + epoch)

@@ -80,13 +80,14 @@ def register(app: typer.Typer) -> None:
         lr: Optional[float] = typer.Option(None, "--lr", help="Override the preset's learning rate."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
         pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="Start from ImageNet weights or from scratch (default: the preset's)."),
+        stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop after this many epochs in all (continue later with --resume); the schedule still spans --epochs."),
     ) -> None:
         """Train a classifier on a crop cache; model selection on its val split."""
         from ..train import train
 
         r = train(preset, cache, out_dir=out, epochs=epochs, seed=seed, resume=resume, device=device,
                   saliency=saliency, ratio=ratio, batch_size=batch_size, lr=lr, threads=threads,
-                  pretrained=pretrained)
+                  pretrained=pretrained, stop_after=stop_after)
         (Path(out) / "command.txt").write_text(_command_line() + "\n")
         typer.echo(f"best val score {r.best_score:.4f} at epoch {r.best_epoch}; weights in {out}/best.safetensors")
 

@@ -1,0 +1,90 @@
+"""Metrics against hand-computed values; reports, plots and run evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from salface.evaluate import (confusion_matrix, mean_std, plot_confusion, summarize_runs,
+                              task_metrics, write_comparison, write_report)
+
+
+def test_confusion_matrix_counts_and_skips_missing_labels():
+    cm = confusion_matrix([0, 0, 1, -1, 1], [0, 1, 1, 0, 1], 2)
+    assert cm.tolist() == [[1, 1], [0, 2]]
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix([0, 3], [0, 0], 2)
+
+
+def test_age_exact_and_one_off():
+    # truths 0,1,2,3 ; predictions 0 (exact), 2 (one off), 2 (exact), 7 (four off)
+    m = task_metrics("age", [0, 1, 2, 3], [0, 2, 2, 7])
+    assert m["accuracy"] == pytest.approx(0.5)
+    assert m["one_off_accuracy"] == pytest.approx(0.75)
+    assert m["per_class_accuracy"]["0-2"] == 1.0 and m["per_class_accuracy"]["4-6"] == 0.0
+    assert m["per_class_accuracy"]["60+"] is None          # no sample of that class
+    assert m["mean_class_accuracy"] == pytest.approx((1 + 0 + 1 + 0) / 4)
+    assert sum(map(sum, m["confusion_matrix"])) == 4
+
+
+def test_gender_metrics_have_no_one_off():
+    m = task_metrics("gender", [0, 1, 1, 1], [0, 1, 0, 1])
+    assert m["accuracy"] == 0.75 and "one_off_accuracy" not in m
+    assert m["per_class_accuracy"] == {"male": 1.0, "female": pytest.approx(2 / 3)}
+    with pytest.raises(ValueError, match="no labelled samples"):
+        task_metrics("gender", [-1], [0])
+
+
+def test_mean_std_over_seeds():
+    m, s = mean_std([0.80, 0.90])
+    assert m == pytest.approx(0.85) and s == pytest.approx(np.sqrt(0.005))
+    assert mean_std([0.7]) == (0.7, 0.0)
+    runs = [{"gender": {"accuracy": 0.9}}, {"gender": {"accuracy": 0.8}}]
+    assert summarize_runs(runs)["gender"]["accuracy"]["mean"] == pytest.approx(0.85)
+
+
+def test_report_files(tmp_path):
+    res = {"age": task_metrics("age", [0, 1, 2, 3, 4], [0, 1, 3, 3, 4]),
+           "gender": task_metrics("gender", [0, 1], [0, 0])}
+    hist = [{"epoch": 1, "train_loss": 1.0, "val_age_accuracy": 0.4},
+            {"epoch": 2, "train_loss": 0.8, "val_age_accuracy": 0.5}]
+    md = write_report(tmp_path, "toy", res, command="salface evaluate x", history=hist, stem="toy")
+    text = md.read_text()
+    assert "| age | 5 | 80.00 % | 100.00 % |" in text and "commit:" in text and "machine:" in text
+    for f in ("toy.json", "toy_confusion_age.png", "toy_confusion_gender.png", "toy_curves.png"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert json.loads((tmp_path / "toy.json").read_text())["results"]["gender"]["accuracy"] == 0.5
+    import matplotlib.image as mpimg
+    assert mpimg.imread(plot_confusion(res["gender"]["confusion_matrix"], ["m", "f"], tmp_path / "c.png")).ndim == 3
+    cmp = write_comparison([("a", res), ("b", res)], tmp_path, stem="cmp").read_text()
+    assert "| a | 80.00 % | 50.00 % | 100.00 % |" in cmp
+
+
+def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
+    from salface import presets
+    from salface.cache import build_crop_cache
+    from salface.data.base import Sample
+    from salface.evaluate import evaluate_run, ship_run
+    from salface.models.registry import load_classifier
+    from salface.train import train
+
+    root = shared("data", "ferplus", "FER2013Test")
+    names = sorted(p.name for p in root.glob("fer*.png"))[:20]
+    samples = [Sample(str(root / n), {"expression": i % 7}) for i, n in enumerate(names)]
+    cc = build_crop_cache(samples, tmp_path / "cache", size=32, color="gray", detector="none",
+                          splits=["train"] * 10 + ["val"] * 5 + ["test"] * 5, progress=False)
+    monkeypatch.setitem(presets.PRESETS, "default-expression",
+                        presets.PRESETS["default-expression"].with_overrides(input_size=32))
+    train("default-expression", cc, out_dir=tmp_path / "run", epochs=1, saliency="none",
+          pretrained=False, batch_size=5, progress=False, threads=1, log=lambda s: None)
+    res, md = evaluate_run(tmp_path / "run", split="test", out_dir=tmp_path / "bench", threads=1)
+    assert res["expression"]["n"] == 5 and md.exists()
+    assert (tmp_path / "bench" / "run_test_curves.png").exists()
+    ship_run(tmp_path / "run", name="toy-expr", report=tmp_path / "bench" / "run_test.json",
+             data="5 FER+ test images", license="test", command="test", directory=tmp_path / "bundled")
+    model, cfg = load_classifier("toy-expr", directory=str(tmp_path / "bundled"))
+    assert cfg.name == "toy-expr" and cfg.color == "gray"
+    entry = json.loads((tmp_path / "bundled" / "manifest.json").read_text())["models"]["toy-expr"]
+    assert entry["metrics"]["expression"]["accuracy"] == round(res["expression"]["accuracy"], 4)

@@ -1,0 +1,112 @@
+"""Training: presets, schedules, augmentation, checkpoints, resume and determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from salface.cache import build_crop_cache
+from salface.data.base import Sample
+from salface.presets import Augment, get_preset
+from salface.train import augment_batch, class_weights, load_run, lr_factor, train
+
+FER_TEST = "data", "ferplus", "FER2013Test"
+
+
+def test_paper_presets_carry_the_papers_numbers():
+    ag = get_preset("saf-bage", ("age", "gender"))
+    assert (ag.backbone, ag.dropout, ag.lr, ag.epochs, ag.batch_size, ag.freeze) == ("alexnet", 0.4, 1e-3, 30, 128, -1)
+    assert ag.augment.flip and ag.augment.rotate == 3.0
+    ex = get_preset("saf-bage", ("expression",))
+    assert (ex.dropout, ex.epochs, ex.milestones, ex.class_weighted, ex.freeze) == (0.35, 40, (30,), True, 4)
+    vg = get_preset("vegac", ("expression",))
+    assert (vg.backbone, vg.freeze, vg.optimizer, vg.lr, vg.epochs, vg.dropout) == ("vgg16", 10, "adam", 1e-3, 80, 0.5)
+    assert get_preset("default", ("gender",)).tasks == ("gender",)
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("nope")
+
+
+def test_schedules():
+    vg = get_preset("vegac-expression")
+    # lr ÷10 at epoch 50, then ÷10 every 10 epochs
+    assert [lr_factor(vg, e) for e in (0, 49.9, 50, 59, 60, 70, 79)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.001, 0.001])
+    ex = get_preset("saf-bage-expression")
+    assert lr_factor(ex, 29.5) == 1 and lr_factor(ex, 30) == pytest.approx(0.1)
+    d = get_preset("default-expression")
+    assert lr_factor(d, 0.0) < 0.01                      # warm-up starts near 0
+    assert lr_factor(d, d.warmup_epochs) == pytest.approx(1.0)
+    assert lr_factor(d, d.epochs) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_class_weights_are_inverse_frequency():
+    w = class_weights(np.array([0, 0, 0, 1, -1]), 3).numpy()
+    # counts 3, 1, 0: total 4 over 2 present classes → 4/3/2, 4/1/2, 0
+    assert w == pytest.approx([2 / 3, 2.0, 0.0])
+
+
+def test_augment_moves_crop_and_map_together():
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+    maps = crops[..., 0].copy()
+    a, m = augment_batch(crops, maps, Augment(flip=True, rotate=10, shift=0.1, scale=0.1), rng)
+    assert np.array_equal(a[..., 0], m)
+    assert not np.array_equal(a, crops)
+    f, _ = augment_batch(crops, None, Augment(flip=True), np.random.default_rng(1))
+    for i in range(6):                                   # pure flips: each sample mirrored or not
+        assert np.array_equal(f[i], crops[i]) or np.array_equal(f[i], crops[i][:, ::-1])
+
+
+@pytest.fixture
+def tiny_cache(shared, tmp_path):
+    root = shared(*FER_TEST)
+    names = sorted(p.name for p in root.glob("fer*.png"))[:24]
+    samples = [Sample(str(root / n), {"expression": i % 7}) for i, n in enumerate(names)]
+    splits = ["train"] * 16 + ["val"] * 8
+    return build_crop_cache(samples, tmp_path / "cache", size=32, color="gray", detector="none",
+                            splits=splits, progress=False)
+
+
+def _run(cache, out, epochs, resume=False, stop_after=None):
+    return train("default-expression", cache, out_dir=out, epochs=epochs, seed=3, resume=resume,
+                 saliency="none", pretrained=False, batch_size=8, progress=False, threads=1,
+                 stop_after=stop_after, log=lambda s: None)
+
+
+def test_train_checkpoints_resume_and_is_repeatable(tiny_cache, tmp_path, monkeypatch):
+    from salface import presets
+    monkeypatch.setitem(presets.PRESETS, "default-expression",
+                        presets.PRESETS["default-expression"].with_overrides(input_size=32))
+    _run(tiny_cache, tmp_path / "full", 2)
+    files = {p.name for p in (tmp_path / "full").iterdir()}
+    assert {"best.safetensors", "last.safetensors", "optimizer.pt", "metrics.csv", "metrics.json",
+            "state.json", "config.json"} <= files
+    hist = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert 0.0 <= hist[-1]["val_expression_accuracy"] <= 1.0
+    header = (tmp_path / "full" / "metrics.csv").read_text().splitlines()[0]
+    assert "train_loss" in header and "val_expression_accuracy" in header
+
+    # interrupted after epoch 1, resumed: the same numbers as the uninterrupted run (same seed)
+    part = _run(tiny_cache, tmp_path / "part", 2, stop_after=1)
+    assert [h["epoch"] for h in part.history] == [1]
+    assert part.history[0]["train_loss"] == pytest.approx(hist[0]["train_loss"], rel=1e-5)
+    resumed = _run(tiny_cache, tmp_path / "part", 2, resume=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert resumed.history[-1]["train_loss"] == pytest.approx(hist[-1]["train_loss"], rel=1e-4)
+    assert resumed.history[-1]["val_score"] == pytest.approx(hist[-1]["val_score"])
+
+    with pytest.raises(FileExistsError, match="--resume"):
+        _run(tiny_cache, tmp_path / "full", 2)
+    with pytest.raises(ValueError, match="differs"):
+        _run(tiny_cache, tmp_path / "full", 3, resume=True)
+    model, cfg, preset = load_run(tmp_path / "full")
+    assert cfg.color == "gray" and cfg.saliency == "none" and preset.epochs == 2
+
+
+def test_preset_and_cache_must_agree(tiny_cache, tmp_path):
+    with pytest.raises(ValueError, match="px"):
+        train("default-expression", tiny_cache, out_dir=tmp_path / "x", saliency="none",
+              pretrained=False, progress=False)
