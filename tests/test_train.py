@@ -110,3 +110,33 @@ def test_preset_and_cache_must_agree(tiny_cache, tmp_path):
     with pytest.raises(ValueError, match="px"):
         train("default-expression", tiny_cache, out_dir=tmp_path / "x", saliency="none",
               pretrained=False, progress=False)
+
+
+@pytest.mark.parametrize("cmd", [["train"], ["evaluate"], ["ship"], ["cache", "crops"],
+                                 ["cache", "saliency"], ["cache", "splits"]])
+def test_cli_help(cmd):
+    from typer.testing import CliRunner
+
+    from salface.cli import app
+
+    r = CliRunner().invoke(app, [*cmd, "--help"])
+    assert r.exit_code == 0, r.output
+    assert "Usage" in r.output
+
+
+def test_cli_train_and_evaluate_end_to_end(tiny_cache, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from salface import presets
+    from salface.cli import app
+
+    monkeypatch.setitem(presets.PRESETS, "default-expression",
+                        presets.PRESETS["default-expression"].with_overrides(input_size=32, pretrained=False))
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--cache", str(tiny_cache.root), "--out", str(run), "--epochs", "1",
+                                 "--saliency", "none", "--batch-size", "8", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "best val score" in r.output and (run / "command.txt").exists()
+    r = CliRunner().invoke(app, ["evaluate", str(run), "--split", "val", "--out", str(tmp_path / "b"), "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "b" / "run_val.md").exists()
