@@ -1,0 +1,235 @@
+"""Each experiment command end to end on a tiny subset of real data (1 epoch of 2 batches)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from salface.cache import build_crop_cache
+from salface.data.base import Sample
+from salface.experiments import (RunSpec, Settings, adience, affectnet, backbones, cache_view, cam_experiment,
+                                 fairness, ratio_sweep, run_one, saliency_onoff, saliency_source, subset_index,
+                                 update_index)
+
+SIZE = 64  # the smallest input AlexNet's conv/pool stack accepts is 63 px
+
+
+def _utk_samples(root: Path, n: int) -> list[Sample]:
+    from salface.data.utkface import parse_utk_name, utk_age_to_group
+
+    out = []
+    for p in sorted(root.glob("*.jpg"))[::397][:n]:      # spread over ages
+        info = parse_utk_name(p.name)
+        if info is None:
+            continue
+        out.append(Sample(str(p), {"age": utk_age_to_group(info["age_years"]), "gender": info["gender"]},
+                          meta={"race": info["race"]}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    from conftest import shared_path
+
+    yunet = shared_path("weights", "yunet", "face_detection_yunet_2023mar.onnx")
+    utk_root = shared_path("data", "utkface")
+    fer_root = shared_path("data", "ferplus", "FER2013Test")
+    base = tmp_path_factory.mktemp("exp_caches")
+    utk = _utk_samples(utk_root, 40)
+    utk_c = build_crop_cache(utk, base / "utk", size=SIZE, tasks=("age", "gender"), progress=False,
+                             splits=["train"] * 24 + ["val"] * 8 + ["test"] * (len(utk) - 32),
+                             detector_kwargs={"model_path": str(yunet)})
+    names = sorted(p.name for p in fer_root.glob("fer*.png"))[:32]
+    fer = [Sample(str(fer_root / n), {"expression": i % 7}) for i, n in enumerate(names)]
+    fer_c = build_crop_cache(fer, base / "fer", size=SIZE, color="gray", detector="none", tasks=("expression",),
+                             splits=["train"] * 16 + ["val"] * 8 + ["test"] * 8, progress=False)
+    return {"utk": utk_c.root, "fer": fer_c.root, "yunet": yunet, "shared_utk": utk_root}
+
+
+@pytest.fixture
+def settings(caches, tmp_path):
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "README.md").write_text("intro\n<!-- exp:saliency-onoff -->\nnot run yet\n<!-- /exp:saliency-onoff -->\nend\n")
+    return Settings.tiny(runs_dir=tmp_path / "runs", out_dir=out, utk_cache=caches["utk"], fer_cache=caches["fer"],
+                         cache_dir=tmp_path / "cache", saliency="spectral-residual", device="cpu",
+                         pretrained=False, command="salface experiment --tiny test", log=lambda m: None)
+
+
+def test_subset_and_view(caches):
+    from salface.cache import open_crop_cache
+
+    cc = open_crop_cache(caches["utk"])
+    idx = subset_index(cc, {"train": 5, "val": None, "test": 3})
+    assert len(idx) == 5 + 8 + 3 and np.all(np.diff(idx) > 0)
+    assert np.array_equal(idx, subset_index(cc, {"train": 5, "val": None, "test": 3}))   # seeded
+    v = cache_view(cc, idx)
+    assert len(v) == 16 and v.crops.shape[1:] == (SIZE, SIZE, 3)
+    assert [int((v.split == k).sum()) for k in (0, 1, 2)] == [5, 8, 3]
+    assert v.paths == [cc.paths[i] for i in idx]
+
+
+def test_saliency_onoff_end_to_end_and_reuse(settings):
+    settings.seeds = (0, 1)
+    md = saliency_onoff(settings, ("utkface", "ferplus"))
+    res = json.loads((md.parent / "result.json").read_text())
+    g = res["datasets"]["utkface"]["tasks"]["gender"]
+    assert len(g["accuracy_without"]) == len(g["accuracy_with"]) == 2
+    boot = g["tests"]["bootstrap_mean_over_seeds"]
+    assert 0 < boot["p_value"] <= 1 and boot["ci_low"] <= boot["difference"] <= boot["ci_high"]
+    assert len(g["tests"]["mcnemar_per_seed"]) == 2
+    assert "expression" in res["datasets"]["ferplus"]["tasks"]
+    text = md.read_text()
+    assert "different data" in text and "62.11 ± 3.2 %" in text and "commit:" in text
+    assert (md.parent / "accuracy.png").stat().st_size > 1000
+    index = (settings.out_dir / "README.md").read_text()
+    assert "not run yet" not in index and "bootstrap p" in index and index.endswith("end\n")
+    # a second call reuses the finished runs: nothing is retrained
+    evals = sorted(settings.runs_dir.glob("*/eval_test.json"))
+    assert len(evals) == 8
+    stamps = [p.stat().st_mtime_ns for p in evals]
+    saliency_onoff(settings, ("utkface", "ferplus"))
+    assert [p.stat().st_mtime_ns for p in evals] == stamps
+
+
+def test_run_one_resumes_an_interrupted_run(settings):
+    spec = RunSpec(dataset="utkface", cache=str(settings.utk_cache), tasks=("gender",), saliency="none",
+                   epochs=2, train_limit=None, val_limit=None, test_limit=None, batch_size=8, max_steps=1,
+                   pretrained=False)
+    from salface.cache import open_crop_cache
+    from salface.train import train
+    from salface.experiments import _preset_for
+
+    cc = open_crop_cache(settings.utk_cache)
+    run_dir = settings.runs_dir / spec.name(cc.meta["key"])
+    # an interrupted run: one of two epochs done
+    train(_preset_for(spec, cc), cache_view(cc, np.arange(len(cc))), out_dir=run_dir, seed=0, saliency="none",
+          max_steps=1, progress=False, stop_after=1, log=lambda m: None)
+    r = run_one(spec, settings)
+    assert [h["epoch"] for h in r.history] == [1, 2]
+    assert r.info["n_test"] == 8 and "gender" in r.metrics
+
+
+def test_ratio_sweep(settings):
+    md = ratio_sweep(settings, "utkface", (0.0, 0.3, 1.0))
+    res = json.loads((md.parent / "result.json").read_text())
+    assert res["ratios"] == [0.0, 0.3, 1.0] and len(res["test_accuracy"]) == 3
+    assert set(res["histories"]) == {"0", "0.3", "1"}
+    assert (md.parent / "curves.png").exists() and (md.parent / "test_vs_ratio.png").exists()
+    assert "Figure 3" in md.read_text()
+
+
+def test_saliency_source(settings):
+    md = saliency_source(settings, "utkface", ("spectral-residual", "centre", "none"))
+    res = json.loads((md.parent / "result.json").read_text())
+    assert set(res["sources"]) == {"spectral-residual", "centre", "none"}
+    assert "vs_none" in res["sources"]["centre"] and "vs_centre" in res["sources"]["spectral-residual"]
+    assert (md.parent / "accuracy.png").exists()
+
+
+def test_backbones_state_what_was_pretrained(settings):
+    md = backbones(settings, "utkface", ("gilnet", "alexnet_gap"))
+    text = md.read_text()
+    assert "| gilnet | no (from scratch) |" in text and "89.8 ± 1.3 %" in text
+    res = json.loads((md.parent / "result.json").read_text())
+    assert res["backbones"]["alexnet_gap"]["pretrained"] is False
+
+
+def test_cam_experiment(settings):
+    spec = RunSpec(dataset="utkface", cache=str(settings.utk_cache), tasks=("age", "gender"),
+                   saliency="spectral-residual", epochs=1, train_limit=24, val_limit=8, test_limit=16,
+                   batch_size=8, max_steps=2, pretrained=False)
+    run = run_one(spec, settings)
+    md = cam_experiment(settings, [run.run_dir], n_examples=2)
+    res = json.loads((md.parent / "result.json").read_text())
+    entry = res["models"][run.run_dir.name]["tasks"]
+    for t in ("age", "gender"):
+        assert entry[t]["n_faces"] >= 1
+        assert 0 < entry[t]["uniform"]["features"]["mean"] < 1
+    assert len(list(md.parent.glob("cam_mobilenet_v2_*.png"))) == 2
+
+
+def test_fairness_per_group(settings, monkeypatch, tmp_path):
+    empty = tmp_path / "bundled"
+    empty.mkdir()
+    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(empty))
+    with pytest.raises(ValueError, match="no shipped classifier"):
+        fairness(settings)
+    spec = RunSpec(dataset="utkface", cache=str(settings.utk_cache), tasks=("age", "gender"), saliency="none",
+                   epochs=1, batch_size=8, max_steps=1, pretrained=False)
+    run = run_one(spec, settings)
+    md = fairness(settings, [run.run_dir])
+    text = md.read_text()
+    assert "gender accuracy by race" in text and "Smallest group" in text
+    res = json.loads((md.parent / "result.json").read_text())
+    model = next(iter(res["models"].values()))
+    races = model["gender"]["groups"]["race"]
+    assert sum(v["n"] for v in races.values()) == 8         # every test face in one race group
+
+
+def test_adience_five_fold_on_the_real_samples(settings, caches):
+    from conftest import shared_path
+
+    root = shared_path("data", "adience")
+    md = adience(settings, root, size=SIZE, detector_kwargs={"model_path": str(caches["yunet"])})
+    text = md.read_text()
+    assert "fold 3: 0 test" in text                           # no image of fold 3 here
+    res = json.loads((md.parent / "result.json").read_text())
+    assert sorted(res["per_fold"]) == ["0", "1", "2", "4"]
+    assert "age" in res["summary"] and len(res["summary"]["age"]["confusion_matrix"]) == 8
+    assert "92.1" in text                                     # the paper's Table 4 diagonal beside ours
+
+
+def test_affectnet_protocol_on_files_in_the_real_format(settings, caches, tmp_path):
+    imgs = tmp_path / "Manually_Annotated_Images"
+    src = sorted(Path(caches["shared_utk"]).glob("*.jpg"))[::211][:35]
+    rows = []
+    for i, p in enumerate(src):
+        rel = f"{i % 3}/{p.name}"
+        (imgs / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, imgs / rel)
+        rows.append((rel, i % 7))
+    header = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n"
+
+    def line(rel, code):
+        return f"{rel},0,0,200,200,{';'.join(['1.0'] * 136)},{code},0.1,-0.2\n"
+
+    (tmp_path / "training.csv").write_text(header + "".join(line(r, c) for r, c in rows[:28]))
+    (tmp_path / "validation.csv").write_text("".join(line(r, c) for r, c in rows[28:]))   # headerless, as some copies
+    md = affectnet(settings, tmp_path / "training.csv", tmp_path / "validation.csv", imgs, size=SIZE,
+                   per_class=1, detector_kwargs={"model_path": str(caches["yunet"])})
+    res = json.loads((md.parent / "result.json").read_text())
+    assert set(res["per_arm"]) == {"without saliency", "with saliency"}
+    assert res["per_arm"]["with saliency"]["expression"]["n"] == 7
+    assert "62.4" in md.read_text()                           # Table 5's neutral diagonal
+
+
+def test_update_index_only_touches_its_block(tmp_path):
+    p = tmp_path / "README.md"
+    p.write_text("a\n<!-- exp:x -->\nold\n<!-- /exp:x -->\n<!-- exp:y -->\nkeep\n<!-- /exp:y -->\n")
+    update_index(p, "x", ["new", "lines"])
+    assert p.read_text() == "a\n<!-- exp:x -->\nnew\nlines\n<!-- /exp:x -->\n<!-- exp:y -->\nkeep\n<!-- /exp:y -->\n"
+
+
+def test_cli_experiment_and_explain_errors(settings, caches, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from salface.cli import app
+
+    r = CliRunner().invoke(app, ["experiment", "--tiny", "--quiet", "--runs-dir", str(settings.runs_dir),
+                                 "--out", str(settings.out_dir), "--utk-cache", str(caches["utk"]),
+                                 "--fer-cache", str(caches["fer"]), "--scratch", "--device", "cpu",
+                                 "saliency-source", "--sources", "centre,none"])
+    assert r.exit_code == 0, r.output
+    assert (settings.out_dir / "saliency-source" / "README.md").exists()
+    empty = tmp_path / "bundled"
+    empty.mkdir()
+    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(empty))
+    img = sorted(Path(caches["shared_utk"]).glob("*.jpg"))[0]
+    r = CliRunner().invoke(app, ["explain", str(img), "--out", str(tmp_path / "ex")])
+    assert r.exit_code == 2
+    assert "shipped classifiers" in r.output and "--run" in r.output
