@@ -123,8 +123,8 @@ class Settings:
 
 # Defaults chosen so the whole set fits about 8 h on 2 CPU cores (see docs/experiments/README.md).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "utkface": {"tasks": ("age", "gender"), "epochs": 6, "train": 6000, "val": 1000, "test": None},
-    "ferplus": {"tasks": ("expression",), "epochs": 8, "train": 10000, "val": 1000, "test": None},
+    "utkface": {"tasks": ("age", "gender"), "epochs": 5, "train": 5000, "val": 1000, "test": None},
+    "ferplus": {"tasks": ("expression",), "epochs": 6, "train": 8000, "val": 1000, "test": None},
 }
 
 
@@ -211,7 +211,7 @@ class RunSpec:
     saliency: str = "mlnet"
     ratio: float = 0.3
     seed: int = 0
-    epochs: int = 6
+    epochs: int = 5
     train_limit: int | None = None
     val_limit: int | None = None
     test_limit: int | None = None
@@ -470,6 +470,83 @@ def _spec(s: Settings, dataset: str, **kw: Any) -> RunSpec:
     return RunSpec(**base)
 
 
+def _task_of(dataset: str) -> str:
+    return "gender" if dataset == "utkface" else "expression"
+
+
+def onoff_specs(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")) -> list[RunSpec]:
+    """Experiment 1's runs: every dataset × (none, ``s.saliency``) × seed."""
+    return [_spec(s, ds, saliency=sal, seed=seed) for ds in datasets for sal in ("none", s.saliency)
+            for seed in s.seeds]
+
+
+def ratio_specs(s: Settings, dataset: str = "utkface", ratios: Sequence[float] = ()) -> list[RunSpec]:
+    """One run per ratio; r = 0 is the identity (``crop × 1``), so it is the no-saliency run that
+    the saliency-source experiment trains too."""
+    return [_spec(s, dataset, tasks=(_task_of(dataset),), seed=s.seeds[0],
+                  **({"saliency": "none"} if float(r) == 0.0 else {"ratio": float(r)}))
+            for r in (ratios or RATIOS)]
+
+
+def source_specs(s: Settings, dataset: str = "utkface", sources: Sequence[str] = (), ratio: float = 0.3
+                 ) -> list[RunSpec]:
+    return [_spec(s, dataset, tasks=(_task_of(dataset),), saliency=src, ratio=float(ratio), seed=sd)
+            for src in (sources or SOURCES) for sd in s.seeds]
+
+
+def backbone_specs(s: Settings, dataset: str = "utkface", names: Sequence[str] = ()) -> list[RunSpec]:
+    """The recipe's own backbone (MobileNetV2) gets ``backbone=None`` so that its run is the one
+    the ratio sweep and the saliency-source experiment train too."""
+    from .presets import get_preset
+
+    task = _task_of(dataset)
+    own = get_preset("default", (task,)).backbone
+    return [_spec(s, dataset, tasks=(task,), backbone=None if b == own else b, seed=s.seeds[0])
+            for b in (names or [b for b in BACKBONE_SET if b != "vgg16"])]
+
+
+def cam_specs(s: Settings) -> list[RunSpec]:
+    return [_spec(s, "utkface", saliency=s.saliency, seed=s.seeds[0]),
+            _spec(s, "ferplus", saliency=s.saliency, seed=s.seeds[0]),
+            _spec(s, "utkface", tasks=("gender",), backbone="alexnet_gap", seed=s.seeds[0])]
+
+
+def plan(s: Settings, rate64: float = 107.0) -> dict[str, Any]:
+    """The runs of experiments 1-5 (shared runs listed once), whether each is done, and the
+    estimated training time at ``rate64`` training images/s at 64 px, scaled by pixel count for
+    other sizes (MobileNetV2's measured 64 → 96 px ratio, 325 → 143 img/s, is 0.44 ≈ (64/96)²)."""
+    groups = {"saliency-onoff": onoff_specs(s), "ratio-sweep": ratio_specs(s), "saliency-source": source_specs(s),
+              "backbones": backbone_specs(s), "cam": cam_specs(s)}
+    seen: set[str] = set()
+    out: dict[str, Any] = {"experiments": {}, "total_minutes": 0.0, "todo_minutes": 0.0, "rate64": rate64}
+    caches: dict[str, CropCache] = {}
+    for name, specs in groups.items():
+        rows = []
+        for sp in specs:
+            cc = caches.setdefault(sp.cache, _open_cache(sp.cache))
+            rd = Path(s.runs_dir) / sp.name(cc.meta["key"])
+            if rd.name in seen:
+                continue
+            seen.add(rd.name)
+            n_train = len(cc.indices("train")) if sp.train_limit is None else min(sp.train_limit, len(cc.indices("train")))
+            steps = (min(sp.max_steps * (sp.batch_size or 64), n_train) if sp.max_steps else n_train) * sp.epochs
+            minutes = steps / (rate64 * (64 / cc.size) ** 2) / 60
+            if (rd / "eval_test.json").exists():
+                status, left = "done", 0.0
+            elif (rd / "state.json").exists():
+                ep = json.loads((rd / "state.json").read_text()).get("epoch", 0)
+                status, left = f"{ep}/{sp.epochs} epochs", minutes * (1 - ep / sp.epochs)
+            else:
+                status, left = "to do", minutes
+            rows.append({"run": rd.name, "status": status, "minutes": round(minutes, 1)})
+            out["total_minutes"] += minutes
+            out["todo_minutes"] += left
+        out["experiments"][name] = rows
+    out["total_minutes"] = round(out["total_minutes"], 1)
+    out["todo_minutes"] = round(out["todo_minutes"], 1)
+    return out
+
+
 def _verdict(p: float, diff: float, alpha: float = 0.05) -> str:
     if p >= alpha:
         return f"no significant difference (p = {p:.3g} ≥ {alpha})"
@@ -502,7 +579,7 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
     for ds in datasets:
         arms = {}
         for sal in ("none", s.saliency):
-            arms[sal] = [run_one(_spec(s, ds, saliency=sal, seed=seed), s) for seed in s.seeds]
+            arms[sal] = [run_one(sp, s) for sp in onoff_specs(s, (ds,)) if sp.saliency == sal]
             all_runs += arms[sal]
         off, on = arms["none"], arms[s.saliency]
         dsp = {"subset": _subset_text(off[0].spec, off[0]), "tasks": {}}
@@ -554,8 +631,8 @@ RATIOS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 def ratio_sweep(s: Settings, dataset: str = "utkface", ratios: Sequence[float] = RATIOS) -> Path:
     """Experiment 2: one run per ratio (seed ``s.seeds[0]``); curves per epoch and test accuracy vs r."""
     t0 = time.time()
-    task = "gender" if dataset == "utkface" else "expression"
-    runs = [run_one(_spec(s, dataset, tasks=(task,), ratio=float(r), seed=s.seeds[0]), s) for r in ratios]
+    task = _task_of(dataset)
+    runs = [run_one(sp, s) for sp in ratio_specs(s, dataset, ratios)]
     plt = _plt()
     name = "ratio-sweep" if dataset == "utkface" else f"ratio-sweep-{dataset}"
     out = Path(s.out_dir) / name
@@ -603,9 +680,9 @@ def saliency_source(s: Settings, dataset: str = "utkface", sources: Sequence[str
                     ratio: float = 0.3) -> Path:
     """Experiment 3: the same recipe with each saliency source at ``ratio``, ``s.seeds`` seeds."""
     t0 = time.time()
-    task = "gender" if dataset == "utkface" else "expression"
-    runs = {src: [run_one(_spec(s, dataset, tasks=(task,), saliency=src, ratio=ratio, seed=sd), s)
-                  for sd in s.seeds] for src in sources}
+    task = _task_of(dataset)
+    specs = source_specs(s, dataset, sources, ratio)
+    runs = {src: [run_one(sp, s) for sp in specs if sp.saliency == src] for src in sources}
     rows = ["| saliency | test accuracy (mean ± std over seeds) | Δ vs none [95 % CI] | p vs none | "
             "Δ vs centre | p vs centre |", "|---|---|---|---|---|---|"]
     payload: dict[str, Any] = {"task": task, "ratio": ratio, "sources": {}}
@@ -654,10 +731,10 @@ def backbones(s: Settings, dataset: str = "utkface", names: Sequence[str] | None
     from .models.backbones import _have_weights
 
     t0 = time.time()
-    task = "gender" if dataset == "utkface" else "expression"
+    task = _task_of(dataset)
     if names is None:
         names = [b for b in BACKBONE_SET if b != "vgg16" or _have_weights("vgg16")]
-    runs = {b: run_one(_spec(s, dataset, tasks=(task,), backbone=b, seed=s.seeds[0]), s) for b in names}
+    runs = {b: run_one(sp, s) for b, sp in zip(names, backbone_specs(s, dataset, names))}
     rows = ["| backbone | ImageNet weights? | parameters | test accuracy | s / epoch | paper (Adience gender; "
             "different data) |", "|---|---|---|---|---|---|"]
     for b, r in runs.items():
@@ -701,9 +778,7 @@ def cam_experiment(s: Settings, run_dirs: Sequence[str | Path] | None = None, n_
 
     t0 = time.time()
     if run_dirs is None:
-        specs = [_spec(s, "utkface", seed=s.seeds[0]), _spec(s, "ferplus", seed=s.seeds[0]),
-                 _spec(s, "utkface", tasks=("gender",), backbone="alexnet_gap", seed=s.seeds[0])]
-        run_dirs = [run_one(sp, s).run_dir for sp in specs]
+        run_dirs = [run_one(sp, s).run_dir for sp in cam_specs(s)]
     device = resolve_device(s.device)
     rows = ["| model | task | faces | CAM share eyes / nose / mouth / all three | uniform share | lift (all three) | "
             "faces above uniform |", "|---|---|---|---|---|---|---|"]

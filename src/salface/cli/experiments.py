@@ -48,8 +48,8 @@ def register(app: typer.Typer) -> None:
         fer_cache: Path = typer.Option(Path("cache/crops/ferplus-64-gray"), "--fer-cache", help="FER+ crop cache."),
         cache_dir: Path = typer.Option(Path("cache/crops"), "--cache-dir", help="Where the Adience / AffectNet caches are built."),
         seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (ratio sweep and backbones use the first)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 6 UTKFace, 8 FER+; the preset's for the protocols)."),
-        train_limit: Optional[int] = typer.Option(None, "--train-limit", help="Train faces per run (default 6000 UTKFace / 10000 FER+; 0 = all)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 5 UTKFace, 6 FER+; the preset's for the protocols)."),
+        train_limit: Optional[int] = typer.Option(None, "--train-limit", help="Train faces per run (default 5000 UTKFace / 8000 FER+; 0 = all)."),
         val_limit: Optional[int] = typer.Option(None, "--val-limit", help="Val faces (default 1000; 0 = all)."),
         test_limit: Optional[int] = typer.Option(None, "--test-limit", help="Test faces (default: all = 0)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Override the recipe's batch size."),
@@ -89,6 +89,20 @@ def register(app: typer.Typer) -> None:
 
         for k, v in EXPERIMENTS.items():
             typer.echo(f"{k:16s} {v}")
+
+    @exp.command("plan")
+    def plan_cmd(ctx: typer.Context,
+                 rate: float = typer.Option(107.0, "--rate", help="Training images/s at 64 px on this machine (scaled by pixel count for other sizes); 107 was measured for FER+ on 2 busy CPU cores.")) -> None:
+        """The runs of experiments 1-5, which are done, and the estimated training time."""
+        from ..experiments import plan
+
+        p = plan(ctx.obj, rate)
+        for name, rows in p["experiments"].items():
+            typer.echo(f"{name}: {len(rows)} new runs")
+            for r in rows:
+                typer.echo(f"  {r['status']:>12s}  {r['minutes']:6.1f} min  {r['run']}")
+        typer.echo(f"training time: {p['total_minutes'] / 60:.1f} h in all, {p['todo_minutes'] / 60:.1f} h left "
+                   f"(at {rate:g} img/s at 64 px; evaluation and saliency maps not included)")
 
     @exp.command("saliency-onoff")
     def onoff_cmd(ctx: typer.Context,
