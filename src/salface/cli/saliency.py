@@ -40,12 +40,29 @@ def train_saliency(
     bundle_as: str = typer.Option("", "--bundle-as", help="After training, write the best "
                                   "checkpoint into the package's bundled models under this name "
                                   "(safetensors + manifest entry). Empty: do not bundle."),
+    bundle_only: bool = typer.Option(False, "--bundle-only", help="Skip training: bundle "
+                                     "<out>/best.pt as --bundle-as."),
+    blur: float = typer.Option(0.0, "--blur", min=0.0, help="Post-processing stored with the "
+                               "bundled model: Gaussian blur of the map, σ as a fraction of its "
+                               "longer side (choose it on val: benchmarks/saliency_postprocess_val.py)."),
+    floor: float = typer.Option(0.0, "--floor", min=0.0, help="Post-processing stored with the "
+                                "bundled model: floor added to the [0, 1] map, (m + f) / (1 + f)."),
+    training_command: str = typer.Option("", "--training-command", help="With --bundle-only: "
+                                         "the command that trained the checkpoint, recorded in "
+                                         "the manifest."),
 ) -> None:
     """Train ML-Net (frozen backbone, encoder + learned prior) on the NUS fixations."""
     from ..saliency.train import TrainSettings, bundle_checkpoint, train_mlnet
 
     if size % 32:
         raise typer.BadParameter(f"--size must be a multiple of 32, got {size}")
+    if bundle_only:
+        if not bundle_as:
+            raise typer.BadParameter("--bundle-only needs --bundle-as NAME")
+        p = bundle_checkpoint(out / "best.pt", bundle_as, command=_command_line(), blur=blur,
+                              floor=floor, training_command=training_command or None)
+        typer.echo(f"bundled {out / 'best.pt'} as {bundle_as!r}: {p}")
+        return
     settings = TrainSettings(data_dir=str(data), out_dir=str(out), epochs=epochs, seed=seed,
                              resume=resume, backbone=backbone.value, size=size)
     result = train_mlnet(settings, log=lambda s: typer.echo(s))
@@ -53,7 +70,8 @@ def train_saliency(
                ", ".join(f"{k} {v:.3f}" for k, v in result.best_val.items()) +
                f" ({result.seconds:.0f} s); checkpoint {result.checkpoint}")
     if bundle_as:
-        p = bundle_checkpoint(result.checkpoint, bundle_as, command=_command_line())
+        p = bundle_checkpoint(result.checkpoint, bundle_as, command=_command_line(), blur=blur,
+                              floor=floor)
         typer.echo(f"bundled as {bundle_as!r}: {p}")
 
 

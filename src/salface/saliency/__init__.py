@@ -42,14 +42,15 @@ def get_saliency(name: str, device: str = "cpu", **options) -> SaliencyModel:
     ``options`` for ``mlnet``: ``model`` (bundled model name, default
     ``"mlnet-mobilenetv2-nus"``), ``input_size`` (resize crops to this size first; default: run
     at each crop's own resolution), ``scene=True`` (use the training size, for whole scenes),
-    ``batch_size``. For ``centre``: ``sigma``.
+    ``batch_size``, ``blur`` / ``floor`` (override the bundled post-processing). For ``centre``: ``sigma``.
     """
     key = _ALIASES.get(name.lower().strip(), name.lower().strip())
     if key == "mlnet":
         from .mlnet import DEFAULT_MODEL_NAME, load_mlnet
 
         model = load_mlnet(options.pop("model", DEFAULT_MODEL_NAME), device=device,
-                           input_size=options.pop("input_size", None))
+                           input_size=options.pop("input_size", None),
+                           blur=options.pop("blur", None), floor=options.pop("floor", None))
         if options.pop("scene", False):
             model.input_size = tuple(model.net.config.train_size)
         if "batch_size" in options:

@@ -28,8 +28,10 @@ Choices made here (see ``docs/saliency.md``):
 * The backbone is **frozen** (ImageNet weights, BatchNorm in eval mode): only the encoder and
   the prior are trained (the paper fine-tunes everything on SALICON's 10,000 images; NUS has
   350 training images and 2 CPU cores here).
-* Output: the map at stride 8 is upsampled (bilinear) to the input size and each map is scaled
-  to [0, 1] (min → 0, max → 1).
+* Output: the map at stride 8 is upsampled (bilinear) to the input size, each map is scaled
+  to [0, 1] (min → 0, max → 1), then optionally blurred and lifted by a floor
+  (:func:`postprocess`; the bundled model's values, chosen on the val split, are in its
+  manifest ``config.postprocess``).
 """
 
 from __future__ import annotations
@@ -225,6 +227,22 @@ def to_input(crops: np.ndarray) -> torch.Tensor:
 # ------------------------------------------------------------------------ SaliencyModel
 
 
+def postprocess(m: np.ndarray, blur: float = 0.0, floor: float = 0.0) -> np.ndarray:
+    """Scale a raw map to [0, 1], blur it (Gaussian, σ = ``blur`` × longer side), rescale, and
+    lift it by ``floor``: ``(m + floor) / (1 + floor)`` (max stays 1, no pixel is exactly 0)."""
+    import cv2
+
+    out = normalize_map(m)
+    if blur > 0:
+        sigma = blur * max(out.shape)
+        k = int(2 * np.ceil(3 * sigma) + 1)
+        out = normalize_map(cv2.GaussianBlur(out, (k, k), sigma, borderType=cv2.BORDER_REPLICATE))
+    if floor > 0:
+        out = (out + floor) / (1.0 + floor)
+    return out.astype(np.float32)
+
+
+
 class MLNetSaliency(SaliencyModel):
     """A trained ML-Net as a :class:`SaliencyModel`.
 
@@ -236,7 +254,8 @@ class MLNetSaliency(SaliencyModel):
     name = "mlnet"
 
     def __init__(self, net: MLNet, input_size: int | tuple[int, int] | None = None,
-                 device: str = "cpu", batch_size: int = 64, model_name: str = DEFAULT_MODEL_NAME) -> None:
+                 device: str = "cpu", batch_size: int = 64, model_name: str = DEFAULT_MODEL_NAME,
+                 blur: float = 0.0, floor: float = 0.0) -> None:
         self.net = net.to(device).eval().to(memory_format=torch.channels_last)
         self.device = torch.device(device)
         if isinstance(input_size, int):
@@ -244,6 +263,8 @@ class MLNetSaliency(SaliencyModel):
         self.input_size = input_size
         self.batch_size = int(batch_size)
         self.model_name = model_name
+        self.blur = float(blur)
+        self.floor = float(floor)
 
     @torch.inference_mode()
     def _raw(self, crops: np.ndarray) -> np.ndarray:
@@ -269,7 +290,7 @@ class MLNetSaliency(SaliencyModel):
         if arr.shape[1] < 16 or arr.shape[2] < 16:
             raise ValueError(f"crops must be at least 16×16 px for ML-Net, got {arr.shape[1:3]}")
         raw = self._raw(arr)
-        return np.stack([normalize_map(m) for m in raw]).astype(np.float32)
+        return np.stack([postprocess(m, self.blur, self.floor) for m in raw]).astype(np.float32)
 
 
 def head_state(net: MLNet) -> dict[str, torch.Tensor]:
@@ -278,7 +299,8 @@ def head_state(net: MLNet) -> dict[str, torch.Tensor]:
 
 
 def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
-               input_size: int | tuple[int, int] | None = None) -> MLNetSaliency:
+               input_size: int | tuple[int, int] | None = None, blur: float | None = None,
+               floor: float | None = None) -> MLNetSaliency:
     """Load bundled ML-Net ``name`` (checksum-verified via the manifest).
 
     Raises :class:`salface.models.weights.MissingModelError` when the weights have not been
@@ -305,4 +327,7 @@ def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
     if missing or unexpected:
         raise RuntimeError(f"bundled model {name!r} does not match ML-Net/{config.backbone}: "
                            f"missing {missing}, unexpected {unexpected}")
-    return MLNetSaliency(net, input_size=input_size, device=device, model_name=name)
+    post = entry.get("config", {}).get("postprocess", {})
+    return MLNetSaliency(net, input_size=input_size, device=device, model_name=name,
+                         blur=float(post.get("blur", 0.0)) if blur is None else blur,
+                         floor=float(post.get("floor", 0.0)) if floor is None else floor)

@@ -198,8 +198,11 @@ def load_checkpoint(path: str | Path, input_size=None):
 
 
 def bundle_checkpoint(path: str | Path, name: str = DEFAULT_MODEL_NAME, command: str = "",
-                      extra_metrics: dict | None = None) -> Path:
-    """Register checkpoint ``path`` as bundled saliency model ``name`` (safetensors + manifest)."""
+                      extra_metrics: dict | None = None, blur: float = 0.0, floor: float = 0.0,
+                      training_command: str | None = None) -> Path:
+    """Register checkpoint ``path`` as bundled saliency model ``name`` (safetensors + manifest),
+    with the map post-processing ``blur`` / ``floor`` (:func:`~salface.saliency.mlnet.postprocess`)
+    recorded in its config."""
     from ..models.weights import register_bundled
 
     ck = torch.load(path, weights_only=False)
@@ -212,7 +215,11 @@ def bundle_checkpoint(path: str | Path, name: str = DEFAULT_MODEL_NAME, command:
     cfg = config.to_dict()
     cfg.update({"architecture": "ML-Net (Cornia et al., ICPR 2016)",
                 "backbone_weights": "torchvision IMAGENET1K_V1 (frozen, not in this file)",
-                "output_stride": 8})
+                "output_stride": 8, "postprocess": {"blur": float(blur), "floor": float(floor)}})
+    if training_command:
+        cfg["training_command"] = training_command
+    if ck.get("settings"):
+        cfg["training_settings"] = ck["settings"]
     return register_bundled(
         name, head_state(net), kind="saliency", config=cfg, metrics=metrics,
         data="NUS-VIP scene saliency: 350 train images (+ mirrors), 50 val for model selection; "
