@@ -57,7 +57,8 @@ def settings(caches, tmp_path):
     (out / "README.md").write_text("intro\n<!-- exp:saliency-onoff -->\nnot run yet\n<!-- /exp:saliency-onoff -->\nend\n")
     return Settings.tiny(runs_dir=tmp_path / "runs", out_dir=out, utk_cache=caches["utk"], fer_cache=caches["fer"],
                          cache_dir=tmp_path / "cache", saliency="spectral-residual", device="cpu",
-                         pretrained=False, command="salface experiment --tiny test", log=lambda m: None)
+                         pretrained=False, threads=1, command="salface experiment --tiny test",
+                         log=lambda m: None)
 
 
 def test_subset_and_view(caches):
@@ -108,7 +109,7 @@ def test_run_one_resumes_an_interrupted_run(settings):
     run_dir = settings.runs_dir / spec.name(cc.meta["key"])
     # an interrupted run: one of two epochs done
     train(_preset_for(spec, cc), cache_view(cc, np.arange(len(cc))), out_dir=run_dir, seed=0, saliency="none",
-          max_steps=1, progress=False, stop_after=1, log=lambda m: None)
+          max_steps=1, progress=False, stop_after=1, threads=1, log=lambda m: None)
     r = run_one(spec, settings)
     assert [h["epoch"] for h in r.history] == [1, 2]
     assert r.info["n_test"] == 8 and "gender" in r.metrics
@@ -204,8 +205,8 @@ def test_affectnet_protocol_on_files_in_the_real_format(settings, caches, tmp_pa
 
     (tmp_path / "training.csv").write_text(header + "".join(line(r, c) for r, c in rows[:28]))
     (tmp_path / "validation.csv").write_text("".join(line(r, c) for r, c in rows[28:]))   # headerless, as some copies
-    md = affectnet(settings, tmp_path / "training.csv", tmp_path / "validation.csv", imgs, size=SIZE,
-                   per_class=1, detector_kwargs={"model_path": str(caches["yunet"])})
+    md = affectnet(settings, tmp_path / "training.csv", tmp_path / "validation.csv", imgs, preset="default",
+                   size=SIZE, per_class=1, detector_kwargs={"model_path": str(caches["yunet"])})
     res = json.loads((md.parent / "result.json").read_text())
     assert set(res["per_arm"]) == {"without saliency", "with saliency"}
     assert res["per_arm"]["with saliency"]["expression"]["n"] == 7
@@ -226,7 +227,7 @@ def test_cli_experiment_and_explain_errors(settings, caches, tmp_path, monkeypat
 
     r = CliRunner().invoke(app, ["experiment", "--tiny", "--quiet", "--runs-dir", str(settings.runs_dir),
                                  "--out", str(settings.out_dir), "--utk-cache", str(caches["utk"]),
-                                 "--fer-cache", str(caches["fer"]), "--scratch", "--device", "cpu",
+                                 "--fer-cache", str(caches["fer"]), "--scratch", "--device", "cpu", "--threads", "1",
                                  "saliency-source", "--sources", "centre,none"])
     assert r.exit_code == 0, r.output
     assert (settings.out_dir / "saliency-source" / "README.md").exists()
@@ -237,3 +238,38 @@ def test_cli_experiment_and_explain_errors(settings, caches, tmp_path, monkeypat
     r = CliRunner().invoke(app, ["explain", str(img), "--out", str(tmp_path / "ex")])
     assert r.exit_code == 2
     assert "shipped classifiers" in r.output and "--run" in r.output
+    # with a training run instead: a panel and JSON for the face
+    run = next(settings.runs_dir.glob("utkface-gender-preset-centre-*"))
+    r = CliRunner().invoke(app, ["explain", str(img), "--out", str(tmp_path / "ex"), "--run", str(run),
+                                 "--detector-model", str(caches["yunet"])])
+    assert r.exit_code == 0, r.output
+    out = json.loads((tmp_path / "ex" / "explain.json").read_text())
+    assert out[0]["predictions"]["gender"]["label"] in ("male", "female")
+    assert "gender" in out[0]["cam_shares"] and (tmp_path / "ex" / out[0]["panel"]).exists()
+
+
+def test_paper_presets_train_from_scratch_without_imagenet_weights(settings, monkeypatch):
+    from salface import experiments
+    from salface.presets import get_preset
+
+    monkeypatch.setattr(experiments, "_weights_available", lambda b: False)
+    p = experiments._protocol_preset(get_preset("saf-bage", ("age", "gender")), settings, 96)
+    assert (p.backbone, p.pretrained, p.freeze, p.input_size) == ("alexnet", False, 0, 96)
+    monkeypatch.setattr(experiments, "_weights_available", lambda b: True)
+    settings.pretrained = None
+    p = experiments._protocol_preset(get_preset("saf-bage", ("age", "gender")), settings, 227)
+    assert (p.pretrained, p.freeze) == (True, -1)                 # the paper's recipe: fc6-fc8 only
+
+
+def test_plan_lists_shared_runs_once(settings):
+    from salface.experiments import plan
+
+    settings.seeds = (0, 1, 2)
+    p = plan(settings, rate64=100.0)
+    n = {k: len(v) for k, v in p["experiments"].items()}
+    # 1: 2 datasets × 2 arms × 3 seeds; 2: 7 ratios; 3: 5 sources × 3 seeds minus the r = 0.3 ML-Net
+    # seed-0 run of 2 and the no-saliency seed-0 run (= r = 0 of 2); 4: 4 backbones minus MobileNetV2
+    assert n == {"saliency-onoff": 12, "ratio-sweep": 7, "saliency-source": 13, "backbones": 3, "cam": 0}
+    # tiny runs: 2 batches of 8 per epoch, 1 epoch = 16 faces; at 100 img/s (64 px) = 0.16 s each
+    assert p["total_minutes"] == pytest.approx(35 * 16 / 100 / 60, abs=0.1)
+    assert all(r["status"] == "to do" for rows in p["experiments"].values() for r in rows)
