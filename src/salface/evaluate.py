@@ -296,10 +296,13 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
     hist_p = run / "metrics.json"
     history = json.loads(hist_p.read_text()) if hist_p.exists() else None
     state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
-    extra = {"run": run.name, "split": f"{split} ({len(idx)} faces) of cache `{cc.root.name}` "
-                                      f"(detection rate {cc.meta.get('detection_rate', float('nan')):.4f})",
-             "weights": f"{which} (epoch {state.get('best_epoch') if which == 'best' else state.get('epoch')}"
-                        f" of {state.get('epochs')}, chosen on val)",
+    det_rate = float(np.asarray(cc.detected[idx]).mean())
+    chosen = (f"epoch {state.get('best_epoch')} of {state.get('epochs')}, chosen on val" if which == "best"
+              else f"epoch {state.get('epoch')} of {state.get('epochs')}")
+    extra = {"run": run.name, "split": f"{split} ({len(idx)} faces) of cache `{cc.root.name}`; "
+                                      f"{100 * det_rate:.2f} % found by the detector, the rest cropped "
+                                      f"from the dataset box",
+             "weights": f"{which} ({chosen})",
              "preset": preset.name, "saliency": f"{config.saliency} (r = {config.ratio})",
              "input": f"{config.input_size} px {config.color}", "flip TTA": use_tta}
     md = write_report(out_dir, f"{run.name} — {split}", results, command=command, extra=extra,
