@@ -84,6 +84,7 @@ def test_saliency_onoff_end_to_end_and_reuse(settings):
     assert 0 < boot["p_value"] <= 1 and boot["ci_low"] <= boot["difference"] <= boot["ci_high"]
     assert len(g["tests"]["mcnemar_per_seed"]) == 2
     assert "age" in res["datasets"]["utkface"]["tasks"]
+    assert "Saliency does not help here" in res["verdict"] or "helps significantly" in res["verdict"]
     text = md.read_text()
     assert "different data" in text and "62.11 ± 3.2 %" in text and "commit:" in text
     assert (md.parent / "accuracy.png").stat().st_size > 1000
@@ -183,9 +184,11 @@ def test_adience_five_fold_on_the_real_samples(settings, caches):
     text = md.read_text()
     assert "fold 3: 0 test" in text                           # no image of fold 3 here
     res = json.loads((md.parent / "result.json").read_text())
-    assert sorted(res["per_fold"]) == ["0", "4"]
-    assert "±" in text
-    assert "age" in res["summary"] and len(res["summary"]["age"]["confusion_matrix"]) == 8
+    assert set(res["arms"]) == {"without saliency", "with spectral-residual (r = 0.3)"}
+    arm = res["arms"]["with spectral-residual (r = 0.3)"]
+    assert sorted(arm["per_fold"]) == ["0", "4"]
+    assert "±" in text and (md.parent / "confusion_age_with.png").exists()
+    assert "age" in arm["summary"] and len(arm["summary"]["age"]["confusion_matrix"]) == 8
     assert "92.1" in text                                     # the paper's Table 4 diagonal beside ours
 
 
@@ -208,8 +211,9 @@ def test_affectnet_protocol_on_files_in_the_real_format(settings, caches, tmp_pa
     md = affectnet(settings, tmp_path / "training.csv", tmp_path / "validation.csv", imgs, preset="default",
                    size=SIZE, per_class=1, detector_kwargs={"model_path": str(caches["yunet"])})
     res = json.loads((md.parent / "result.json").read_text())
-    assert set(res["per_arm"]) == {"without saliency", "with saliency"}
-    assert res["per_arm"]["with saliency"]["expression"]["n"] == 7
+    assert set(res["arms"]) == {"without saliency", "with spectral-residual (r = 0.3)"}
+    assert res["arms"]["without saliency"]["per_run"]["test"]["expression"]["n"] == 7
+    assert (md.parent / "confusion_expression_with.png").exists()
     assert "62.4" in md.read_text()                           # Table 5's neutral diagonal
 
 

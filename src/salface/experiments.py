@@ -66,6 +66,9 @@ PAPER = {
     "ratio-sweep": ("SAF-BAGE Figure 3 (Adience gender, AlexNet): r = 0.9 converges fastest in training "
                     "loss but has the worst validation accuracy; r = 0.3 is best. The figure gives no "
                     "numbers."),
+    "adience-without": {"age": "52.2 ± 3.9 % (SAF-BAGE Table 2, without saliency)",
+                        "gender": "83.4 ± 1.6 % (SAF-BAGE Table 3, without saliency)"},
+    "affectnet-without": {"expression": "59.2 % (SAF-BAGE Table 6, without saliency)"},
     "adience": {"age": "62.11 ± 3.2 % (SAF-BAGE Table 2); VEGAC 60.8 %",
                 "gender": "91.8 ± 1.2 % (SAF-BAGE Table 3); VEGAC 88.9 %",
                 "age_confusion_diagonal": {"0-2": 92.1, "4-6": 70.2, "8-13": 52.8, "15-20": 36.3,
@@ -598,6 +601,14 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
                                "verdict": verdict, "seeds": list(s.seeds)}
             fig_data.append((f"{ds}\n{t}", acc_off, acc_on))
         payload["datasets"][ds] = dsp
+    helps = [f"{ds} {t}" for ds, d in payload["datasets"].items() for t, v in d["tasks"].items()
+             if "helps" in v["verdict"]]
+    not_helps = [f"{ds} {t}" for ds, d in payload["datasets"].items() for t, v in d["tasks"].items()
+                 if "helps" not in v["verdict"]]
+    verdict = ((f"Saliency helps significantly here for: {', '.join(helps)}. " if helps else "")
+               + (f"**Saliency does not help here** (no significant gain at p < 0.05) for: {', '.join(not_helps)}."
+                  if not_helps else ""))
+    payload["verdict"] = verdict
     head = [f"| data | task | without saliency | with {s.saliency} (r = 0.3) | Δ (pp) [95 % CI] | "
             f"McNemar p per seed | bootstrap p | verdict | paper (without → with; {DIFFERENT_DATA}) |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -612,7 +623,7 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
     png = _savefig(fig, Path(s.out_dir) / "saliency-onoff" / "accuracy.png")
-    body = head + rows + ["", f"![accuracy with and without saliency]({png})", "",
+    body = head + rows + ["", verdict, "", f"![accuracy with and without saliency]({png})", "",
                           "Mean ± sample std over seeds. Δ = with − without, in percentage points, from a "
                           "paired bootstrap over test images of the per-image share of seeds that were right "
                           "(10,000 resamples); McNemar: exact binomial test per seed pair (same seed, same "
@@ -620,7 +631,7 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
                           "", "Subsets: " + "; ".join(f"{d}: {p['subset']}" for d, p in payload["datasets"].items())]
     extra = {"seeds": list(s.seeds), "runs": _runs_time(all_runs)}
     return write_experiment("saliency-onoff", s, "Experiment 1 — with and without saliency", body,
-                            payload, time.time() - t0, extra, summary=head + rows + ["", f"![]({'saliency-onoff/' + png})"])
+                            payload, time.time() - t0, extra, summary=head + rows + ["", verdict, "", f"![]({'saliency-onoff/' + png})"])
 
 
 # ------------------------------------------------------------------------------------ 2. ratios
@@ -973,7 +984,12 @@ def _train_eval_view(view: CacheView, preset, name: str, s: Settings, seed: int,
     from .train import load_run, train
 
     device = resolve_device(s.device)
-    run_dir = Path(s.runs_dir) / name
+    h = hashlib.sha256(json.dumps({"preset": preset.to_dict(), "cache": view.meta["key"], "seed": seed,
+                                   "saliency": saliency, "ratio": ratio, "max_steps": s.max_steps},
+                                  sort_keys=True).encode())
+    h.update(np.ascontiguousarray(view.index).tobytes())
+    h.update(np.ascontiguousarray(view.split).tobytes())
+    run_dir = Path(s.runs_dir) / f"{name}-{h.hexdigest()[:8]}"
     rec_p = run_dir / "eval_test.json"
     if rec_p.exists():
         return json.loads(rec_p.read_text())["metrics"], run_dir
@@ -1015,42 +1031,60 @@ def adience(s: Settings, root: str | Path, *, preset: str = "saf-bage", size: in
     cc = _protocol_cache(samples, "adience", s, size, p.color, ("age", "gender"), detector, detector_kwargs)
     fold_of = np.array([sm.meta["fold"] for sm in samples])
     subj = np.array([sm.subject or f"#{i}" for i, sm in enumerate(samples)])
-    per_fold: dict[int, dict[str, Any]] = {}
+    per_arm: dict[str, dict[int, dict[str, Any]]] = {}
     skipped: list[str] = []
-    sal = s.saliency
-    ensure_saliency(cc, sal, s.log, s.progress, resolve_device(s.device))
-    for k in folds:
-        test = np.flatnonzero(fold_of == k)
-        train_idx = np.flatnonzero(fold_of != k)
-        if len(test) == 0 or len(train_idx) < 2:
-            skipped.append(f"fold {k}: {len(test)} test / {len(train_idx)} train images here")
-            continue
-        subjects = np.unique(subj[train_idx])
-        rng = np.random.default_rng(k)
-        n_val = max(1, int(round(val_fraction * len(subjects))))
-        val_subj = set(rng.choice(subjects, size=min(n_val, len(subjects) - 1), replace=False))
-        split = np.full(len(samples), -1, np.int8)
-        split[train_idx] = 0
-        split[[i for i in train_idx if subj[i] in val_subj]] = 1
-        split[test] = 2
-        idx = np.flatnonzero(split >= 0)
-        view = cache_view(cc, idx, split[idx])
-        pr = _protocol_preset(p, s, size)
-        metrics, _ = _train_eval_view(view, pr, f"adience-{pr.name}-{size}-{sal}-fold{k}", s, 0, sal, pr.ratio)
-        per_fold[k] = metrics
-    if not per_fold:
+    device = resolve_device(s.device)
+    pr = _protocol_preset(p, s, size)
+    for sal in ("none", s.saliency):
+        ensure_saliency(cc, sal, s.log, s.progress, device)
+        arm = "without saliency" if sal == "none" else f"with {sal} (r = {pr.ratio:g})"
+        per_arm[arm] = {}
+        for k in folds:
+            test = np.flatnonzero(fold_of == k)
+            train_idx = np.flatnonzero(fold_of != k)
+            if len(test) == 0 or len(train_idx) < 2:
+                if sal == "none":
+                    skipped.append(f"fold {k}: {len(test)} test / {len(train_idx)} train images here")
+                continue
+            subjects = np.unique(subj[train_idx])
+            rng = np.random.default_rng(k)
+            n_val = max(1, int(round(val_fraction * len(subjects))))
+            val_subj = set(rng.choice(subjects, size=min(n_val, len(subjects) - 1), replace=False))
+            split = np.full(len(samples), -1, np.int8)
+            split[train_idx] = 0
+            split[[i for i in train_idx if subj[i] in val_subj]] = 1
+            split[test] = 2
+            idx = np.flatnonzero(split >= 0)
+            view = cache_view(cc, idx, split[idx])
+            per_arm[arm][k], _ = _train_eval_view(view, pr, f"adience-{pr.name}-{size}-{sal}-fold{k}", s, 0,
+                                                   sal, pr.ratio)
+    if not any(per_arm.values()):
         raise ValueError(f"{root}: no fold could be run ({'; '.join(skipped)})")
-    body, payload = _protocol_tables(per_fold, ("age", "gender"), "fold", PAPER["adience"])
-    body += ["", f"Folds skipped (not enough images here): {'; '.join(skipped) or 'none'}.",
-             f"Recipe: preset `{p.name}` at {size} px, saliency {sal} (r = {p.ratio}); "
-             f"{DIFFERENT_DATA.replace('**different data**: ', '')} — the same protocol, "
-             f"{'the same' if len(samples) > 15000 else 'but only ' + str(len(samples)) + ' images here (not the full set)'}."]
+    body: list[str] = []
+    payload: dict[str, Any] = {"arms": {}}
+    out = Path(s.out_dir) / "adience"
+    for arm, per_fold in per_arm.items():
+        with_sal = arm.startswith("with ")
+        b, pl = _protocol_tables(per_fold, ("age", "gender"), "fold",
+                                 PAPER["adience"] if with_sal else PAPER["adience-without"], out,
+                                 "with" if with_sal else "without")
+        body += [f"## {arm}", ""] + b + [""]
+        payload["arms"][arm] = pl
+    body += ["The paper's Table 4 (age confusion with saliency) diagonal is beside ours in the last column.",
+             f"Folds skipped (not enough images here): {'; '.join(skipped) or 'none'}.",
+             f"Recipe: preset `{p.name}` at {size} px ({'ImageNet' if pr.pretrained else 'from scratch'}); "
+             f"{DIFFERENT_DATA.replace('**different data**: ', '')}; the same protocol"
+             + ("." if len(samples) > 15000 else f", but only {len(samples)} images here (not the full set).")]
     return write_experiment("adience", s, "Experiment 7a — Adience five-fold protocol", body, payload,
-                            time.time() - t0, {"images": len(samples), "preset": p.name, "size": size}, summary=body[:14])
+                            time.time() - t0, {"images": len(samples), "preset": p.name, "size": size},
+                            summary=body[:16])
 
 
-def _protocol_tables(per_run: dict[Any, dict[str, Any]], tasks, unit: str, paper: dict) -> tuple[list[str], dict]:
-    from .evaluate import mean_std, plot_confusion  # noqa: F401  (plot used by the callers' figures)
+def _protocol_tables(per_run: dict[Any, dict[str, Any]], tasks, unit: str, paper: dict,
+                     out: Path | None = None, stem: str = "") -> tuple[list[str], dict]:
+    """Accuracy per fold/arm with mean ± std, and confusion matrices summed over them in the
+    papers' layout (row %, counts in brackets; the paper's diagonal beside), + PNG heat maps."""
+    from .evaluate import mean_std, plot_confusion
 
     body = [f"| task | accuracy per {unit} | mean ± std over {unit}s | 1-off (age) | paper |", "|---|---|---|---|---|"]
     payload: dict[str, Any] = {"per_" + unit: per_run, "summary": {}}
@@ -1072,6 +1106,10 @@ def _protocol_tables(per_run: dict[Any, dict[str, Any]], tasks, unit: str, paper
         diag = paper.get("age_confusion_diagonal") if t == "age" else paper.get("per_class")
         body += ["", f"**{t}: confusion matrix summed over {unit}s (row %, counts in brackets)**", ""]
         body += _confusion_pct_rows(cm, labels_for(t), True, diag)
+        if out is not None:
+            png = plot_confusion(cm, labels_for(t), out / f"confusion_{t}{'_' + stem if stem else ''}.png",
+                                 title=f"{t} ({stem or unit})")
+            body += ["", f"![{t} confusion matrix]({png.name})"]
     return body, payload
 
 
@@ -1094,15 +1132,21 @@ def affectnet(s: Settings, training_csv: str | Path, validation_csv: str | Path,
     cc = _protocol_cache(samples, "affectnet", s, size, p.color, ("expression",), detector, detector_kwargs)
     split = np.array([{"train": 0, "val": 1, "test": 2}[n] for n in names], np.int8)
     view = cache_view(cc, np.arange(len(samples)), split)
-    res = {}
+    body: list[str] = []
+    payload: dict[str, Any] = {"arms": {}}
+    pr = _protocol_preset(p, s, size)
     for sal in ("none", s.saliency):
         ensure_saliency(cc, sal, s.log, s.progress, resolve_device(s.device))
-        pr = _protocol_preset(p, s, size)
-        res[f"{'without' if sal == 'none' else 'with'} saliency"], _ = _train_eval_view(
-            view, pr, f"affectnet-{pr.name}-{size}-{sal}", s, 0, sal, pr.ratio)
-    body, payload = _protocol_tables(res, ("expression",), "arm", PAPER["affectnet"])
+        arm = "without saliency" if sal == "none" else f"with {sal} (r = {pr.ratio:g})"
+        metrics, _ = _train_eval_view(view, pr, f"affectnet-{pr.name}-{size}-{sal}", s, 0, sal, pr.ratio)
+        b, pl = _protocol_tables({"test": metrics}, ("expression",), "run",
+                                 PAPER["affectnet"] if sal != "none" else PAPER["affectnet-without"],
+                                 Path(s.out_dir) / "affectnet", "with" if sal != "none" else "without")
+        body += [f"## {arm}", ""] + b + [""]
+        payload["arms"][arm] = pl
     body += ["", f"Test: {len(sp['test'])} images ({per_class} per class), train {len(sp['train'])}, val "
-             f"{len(sp['val'])}. Paper's Table 5 diagonal in the last column. Recipe: preset `{p.name}` at {size} px."]
+             f"{len(sp['val'])}. The paper's Table 5 diagonal (with saliency) is in the last column. Recipe: preset "
+             f"`{p.name}` at {size} px ({'ImageNet' if pr.pretrained else 'from scratch'})."]
     return write_experiment("affectnet", s, "Experiment 7b — AffectNet (SAF-BAGE balanced test)", body, payload,
                             time.time() - t0, {"per_class": per_class, "preset": p.name, "size": size},
                             summary=body[:6])

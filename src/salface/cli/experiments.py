@@ -224,7 +224,8 @@ def register(app: typer.Typer) -> None:
                 tuple(t for t in tasks.split(",") if t), device)
         except MissingModelError as exc:
             typer.echo(f"error: `salface explain` needs the shipped classifiers, and one is not installed: "
-                       f"{exc}. Train and ship them (`salface train`, `salface ship`) or pass --run RUN_DIR.",
+                       f"{exc}. Train and ship them (`salface train`, `salface ship`), pass --tasks for the tasks "
+                       f"whose models are shipped, or pass --run RUN_DIR.",
                        err=True)
             raise typer.Exit(2) from None
         opts = {"model_path": str(detector_model)} if detector_model else None
