@@ -4,7 +4,9 @@
 
 Inputs are real face crops (skimage's astronaut, tiled with small shifts), so the classical
 models do their usual work. Each timing is the median of several repetitions after one warm-up
-call. The JSON records the machine, torch version, thread count and commit.
+call. The JSON records the machine, torch version, thread count, commit and the load average (the
+2 cores are shared: other jobs running at the same time slow every number down), and a
+reference timing of the bare torchvision MobileNetV2 classifier on the same batch.
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ def main() -> None:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    import os
+
     res = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "load_average_before": list(os.getloadavg()),
            "commit": commit, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
            "torch": torch.__version__, "threads": args.threads, "models": {}}
     for name in args.models.split(","):
@@ -71,6 +76,17 @@ def main() -> None:
             r[f"maps_per_s_{size}"] = 64 / t
         res["models"][name] = r
         print(name, {k: round(v, 2) for k, v in r.items()}, flush=True)
+    # reference: the bare torchvision MobileNetV2 classifier on the same batch, to show how much
+    # of ML-Net's time is the backbone (and how loaded the machine was)
+    import torchvision
+
+    ref = torchvision.models.mobilenet_v2(weights=None).eval()
+    x = torch.randn(64, 3, 112, 112)
+    with torch.inference_mode():
+        t = _median_time(lambda: ref(x), 3)
+    res["reference_mobilenet_v2_classifier_112_maps_per_s"] = 64 / t
+    res["load_average_after"] = list(os.getloadavg())
+    print("reference MobileNetV2 classifier, 112 px, batch 64:", round(64 / t, 1), "img/s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")

@@ -125,6 +125,9 @@ def saliency_faces(
                                help="Comma-separated saliency model names to measure."),
     out: Path = typer.Option(Path("docs/saliency"), "--out", help="Folder for face_regions.json "
                              "and face_regions.md."),
+    figure_examples: int = typer.Option(0, "--figure-examples", min=0, help="Also save "
+                                        "figure2_<model>.png (crop | map | reweighted at r = 0.3) "
+                                        "for skimage's astronaut plus this many of the drawn faces."),
 ) -> None:
     """Share of each saliency model's mass on the eyes, nose and mouth of detected faces,
     against a uniform map (regions from YuNet's five landmarks)."""
@@ -153,6 +156,14 @@ def saliency_faces(
     md = "\n".join(lines) + "\n"
     (out / "face_regions.md").write_text(md, encoding="utf-8")
     typer.echo(md)
+    if figure_examples:
+        from ..saliency.faces import astronaut_sample, figure2
+
+        rows = [astronaut_sample(size=size, yunet_model=yunet)] + samples[:figure_examples]
+        for name, model in chosen.items():
+            p = figure2(rows, model, out / f"figure2_{name}.png",
+                        title=f"{name}: crop | map | reweighted (r = 0.3)")
+            typer.echo(f"written {p}")
 
 
 def register(app: typer.Typer) -> None:

@@ -122,6 +122,22 @@ def utkface_samples(data_dir: str | Path, n: int = 500, seed: int = 0, size: int
     return out
 
 
+def astronaut_sample(size: int = 112, yunet_model: str | Path | None = None) -> FaceSample:
+    """skimage's astronaut portrait, detected with YuNet and cropped like the pipeline."""
+    from skimage.data import astronaut
+
+    from ..crop import crop_face
+    from ..detect import get_detector
+
+    img = np.ascontiguousarray(astronaut())
+    det = get_detector("yunet", model_path=yunet_model) if yunet_model else get_detector("yunet")
+    faces = [f for f in det.detect(img) if f.landmarks is not None]
+    if not faces:
+        raise RuntimeError("YuNet found no face in skimage's astronaut image")
+    c = crop_face(img, faces[0], size=size)
+    return FaceSample("astronaut", c.pixels, c.landmarks)
+
+
 def figure2(samples: list[FaceSample], model: SaliencyModel, path: str | Path,
             ratio: float = 0.3, title: str | None = None) -> Path:
     """Save rows of crop | saliency map | reweighted crop (``ratio``) as a PNG."""
