@@ -810,8 +810,8 @@ def cam_experiment(s: Settings, run_dirs: Sequence[str | Path] | None = None, n_
         if pred_p.exists():
             te = np.load(pred_p)["index"]
         te = te[np.asarray(cc.detected[te], bool)]
-        if limit is not None:
-            te = te[:limit]
+        if limit is not None and limit < len(te):   # a seeded sample, not the first files by name
+            te = np.sort(np.random.default_rng(0).choice(te, size=limit, replace=False))
         if len(te) == 0:
             raise ValueError(f"{rd}: no detected test faces with landmarks")
         crops = np.asarray(cc.crops[te])
@@ -907,9 +907,7 @@ def fairness(s: Settings, run_dirs: Sequence[str | Path] = (), shipped: bool = T
         if cc.size != cfg.input_size or cc.color != cfg.color:
             raise ValueError(f"{label} wants {cfg.input_size} px {cfg.color} crops; {cc.root} holds "
                              f"{cc.size} px {cc.color}")
-        te = cc.indices("test")
-        if _limit(s.test_limit, None) is not None:
-            te = te[: s.test_limit]
+        te = subset_index(cc, {"train": 0, "val": 0, "test": _limit(s.test_limit, None)})
         ensure_saliency(cc, cfg.saliency, s.log, s.progress, device)
         maps = np.asarray(cc.saliency(cfg.saliency)[te]) if cfg.saliency != "none" else None
         probs = predict_arrays(net, cfg, np.asarray(cc.crops[te]), maps, device=device)
