@@ -172,6 +172,7 @@ def test_fairness_per_group(settings, monkeypatch, tmp_path):
     model = next(iter(res["models"].values()))
     races = model["gender"]["groups"]["race"]
     assert sum(v["n"] for v in races.values()) == 8         # every test face in one race group
+    assert len(list(md.parent.glob("*_gender_race.png"))) == 1
 
 
 def test_adience_five_fold_on_the_real_samples(settings, caches):

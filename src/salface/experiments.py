@@ -876,6 +876,26 @@ def _group_table(title: str, groups: dict[str, np.ndarray], correct: np.ndarray)
     return rows, data
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60]
+
+
+def _group_figure(data: dict[str, dict[str, Any]], title: str, path: Path) -> str:
+    """Bar chart of accuracy per group, each bar labelled with the group's size."""
+    plt = _plt()
+    names = [g for g, v in data.items() if v["n"]]
+    accs = [100 * data[g]["accuracy"] for g in names]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(names), 3.2))
+    ax.bar(range(len(names)), accs, color="tab:purple")
+    for i, g in enumerate(names):
+        ax.text(i, accs[i] + 1, f"n={data[g]['n']}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=8)
+    return _savefig(fig, path)
+
+
 def fairness(s: Settings, run_dirs: Sequence[str | Path] = (), shipped: bool = True) -> Path:
     """Experiment 6: per-group accuracy of the shipped models (and/or training runs) on the test
     split of their dataset's cache: UTKFace race × task, gender, age group; FER+ per class."""
@@ -942,6 +962,9 @@ def fairness(s: Settings, run_dirs: Sequence[str | Path] = (), shipped: bool = T
                 body += rows + [""]
                 if gname in ("race", "class"):
                     summary += [f"**{label}, {t} by {gname}**", ""] + rows + [""]
+                    png = _group_figure(data, f"{label.split('`')[1] if '`' in label else label}: {t} by {gname}",
+                                        Path(s.out_dir) / "fairness" / f"{_slug(label)}_{t}_{gname}.png")
+                    body += [f"![{t} accuracy by {gname}]({png})", ""]
         payload["models"][label] = entry
     body += ["UTKFace race labels as the file names give them (white, black, asian, indian, others); the "
              "papers report no per-group numbers."]
