@@ -115,3 +115,21 @@ def test_explain_images_writes_panels(astronaut, yunet_model, tmp_path):
     panel = cv2.imread(str(png))
     assert panel.shape[1] == 4 * 160 + 3 * 4                 # crop | saliency | reweighted | CAM
     assert json.loads((tmp_path / "out" / "explain.json").read_text())[0]["face"] == 0
+
+
+@pytest.mark.parametrize("backbone,size", [("mobilenet_v2", 64), ("alexnet_gap", 64)])
+def test_cam_is_exact_for_the_real_gap_backbones(backbone, size):
+    """For the shipped GAP architectures the CAM's spatial mean plus the head bias is the logit."""
+    from salface.models.backbones import build_classifier
+
+    torch.manual_seed(0)
+    cfg = ClassifierConfig(name="t", backbone=backbone, tasks=("age", "gender"), input_size=size)
+    net = build_classifier(cfg, pretrained=False).eval()
+    x = torch.randn(2, 3, size, size)
+    logits = net(x)
+    for task in ("age", "gender"):
+        for c in range(len(cfg.labels[task])):
+            cam = class_activation_maps(net, x, task, class_index=c)
+            bias = net.heads.heads[task].bias[c].item()
+            assert cam.raw.mean(axis=(1, 2)) + bias == pytest.approx(logits[task][:, c].detach().numpy(),
+                                                                     rel=1e-4, abs=1e-4)
