@@ -278,3 +278,14 @@ def test_plan_lists_shared_runs_once(settings):
     # tiny runs: 2 batches of 8 per epoch, 1 epoch = 16 faces; at 100 img/s (64 px) = 0.16 s each
     assert p["total_minutes"] == pytest.approx(35 * 16 / 100 / 60, abs=0.1)
     assert all(r["status"] == "to do" for rows in p["experiments"].values() for r in rows)
+
+
+def test_cli_names_a_missing_cache(tmp_path):
+    from typer.testing import CliRunner
+
+    from salface.cli import app
+
+    missing = tmp_path / "no-such-cache"
+    r = CliRunner().invoke(app, ["experiment", "--tiny", "--utk-cache", str(missing), "--fer-cache", str(missing),
+                                 "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "docs"), "plan"])
+    assert r.exit_code == 2 and "no-such-cache" in r.output and "salface cache crops" in r.output

@@ -79,8 +79,21 @@ def register(app: typer.Typer) -> None:
             s.progress = False
         ctx.obj = s
 
-    def _done(path: Path) -> None:
-        typer.echo(f"report → {path}")
+    def _guard(fn):
+        """Run ``fn``; known failures (a missing cache or model, bad data) become one clear line
+        and exit code 2 instead of a traceback."""
+        from ..cache import CacheError
+        from ..data.base import DatasetError
+        from ..models.weights import MissingModelError
+
+        try:
+            return fn()
+        except (CacheError, MissingModelError, DatasetError, FileNotFoundError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    def _done(fn) -> None:
+        typer.echo(f"report → {_guard(fn)}")
 
     @exp.command("list")
     def list_cmd() -> None:
@@ -96,7 +109,7 @@ def register(app: typer.Typer) -> None:
         """The runs of experiments 1-5, which are done, and the estimated training time."""
         from ..experiments import plan
 
-        p = plan(ctx.obj, rate)
+        p = _guard(lambda: plan(ctx.obj, rate))
         for name, rows in p["experiments"].items():
             typer.echo(f"{name}: {len(rows)} new runs")
             for r in rows:
@@ -110,7 +123,7 @@ def register(app: typer.Typer) -> None:
         """1. With and without saliency, same recipe and split, every seed; paired tests."""
         from ..experiments import saliency_onoff
 
-        _done(saliency_onoff(ctx.obj, tuple(d for d in datasets.split(",") if d)))
+        _done(lambda: saliency_onoff(ctx.obj, tuple(d for d in datasets.split(",") if d)))
 
     @exp.command("ratio-sweep")
     def ratio_cmd(ctx: typer.Context,
@@ -123,7 +136,7 @@ def register(app: typer.Typer) -> None:
             rs = tuple(float(r) for r in ratios.split(",") if r.strip())
         except ValueError:
             raise typer.BadParameter(f"--ratios: expected numbers, got {ratios!r}") from None
-        _done(ratio_sweep(ctx.obj, dataset, rs))
+        _done(lambda: ratio_sweep(ctx.obj, dataset, rs))
 
     @exp.command("saliency-source")
     def source_cmd(ctx: typer.Context,
@@ -133,7 +146,7 @@ def register(app: typer.Typer) -> None:
         """3. ML-Net against classical saliency, a centre prior and none."""
         from ..experiments import saliency_source
 
-        _done(saliency_source(ctx.obj, dataset, tuple(x for x in sources.split(",") if x), ratio))
+        _done(lambda: saliency_source(ctx.obj, dataset, tuple(x for x in sources.split(",") if x), ratio))
 
     @exp.command("backbones")
     def backbones_cmd(ctx: typer.Context,
@@ -142,7 +155,7 @@ def register(app: typer.Typer) -> None:
         """4. Backbones on gender, with what was pretrained stated."""
         from ..experiments import backbones
 
-        _done(backbones(ctx.obj, dataset, tuple(x for x in names.split(",") if x) or None))
+        _done(lambda: backbones(ctx.obj, dataset, tuple(x for x in names.split(",") if x) or None))
 
     @exp.command("cam")
     def cam_cmd(ctx: typer.Context,
@@ -151,7 +164,7 @@ def register(app: typer.Typer) -> None:
         """5. CAM mass on eyes, nose and mouth against a uniform map, over the test faces."""
         from ..experiments import cam_experiment
 
-        _done(cam_experiment(ctx.obj, run or None, limit=limit))
+        _done(lambda: cam_experiment(ctx.obj, run or None, limit=limit))
 
     @exp.command("fairness")
     def fairness_cmd(ctx: typer.Context,
@@ -160,7 +173,7 @@ def register(app: typer.Typer) -> None:
         """6. Accuracy per UTKFace race, gender and age group; expression per class."""
         from ..experiments import fairness
 
-        _done(fairness(ctx.obj, run, shipped))
+        _done(lambda: fairness(ctx.obj, run, shipped))
 
     @exp.command("adience")
     def adience_cmd(ctx: typer.Context,
@@ -172,7 +185,7 @@ def register(app: typer.Typer) -> None:
         from ..experiments import adience
 
         kw = {"model_path": str(detector_model)} if detector_model else None
-        _done(adience(ctx.obj, root, preset=preset, size=size, detector_kwargs=kw))
+        _done(lambda: adience(ctx.obj, root, preset=preset, size=size, detector_kwargs=kw))
 
     @exp.command("affectnet")
     def affectnet_cmd(ctx: typer.Context,
@@ -187,7 +200,7 @@ def register(app: typer.Typer) -> None:
         from ..experiments import affectnet
 
         kw = {"model_path": str(detector_model)} if detector_model else None
-        _done(affectnet(ctx.obj, train_csv, val_csv, images, preset=preset, size=size, per_class=per_class,
+        _done(lambda: affectnet(ctx.obj, train_csv, val_csv, images, preset=preset, size=size, per_class=per_class,
                         detector_kwargs=kw))
 
     @exp.command("all")
@@ -198,7 +211,7 @@ def register(app: typer.Typer) -> None:
         s = ctx.obj
         for fn in (lambda: saliency_onoff(s), lambda: ratio_sweep(s), lambda: saliency_source(s),
                    lambda: backbones(s), lambda: cam_experiment(s)):
-            _done(fn())
+            _done(fn)
 
     @app.command("explain")
     def explain_cmd(
