@@ -221,12 +221,15 @@ def register(app: typer.Typer) -> None:
         tasks: str = typer.Option("age,gender,expression", "--tasks", help="Tasks (shipped models)."),
         detector: str = typer.Option("yunet", "--detector"),
         detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="Detector model file, if not installed."),
-        device: str = typer.Option("cpu", "--device"),
+        device: str = typer.Option("auto", "--device", help="'auto' (CUDA when present), 'cpu' or 'cuda'."),
     ) -> None:
         """Per face: crop | saliency | reweighted | class activation map of each task, + JSON with the
         CAM's share on eyes, nose and mouth (models with global average pooling only)."""
+        from ..experiments import resolve_device
         from ..explain import explain_images, run_models, shipped_models
         from ..models.weights import MissingModelError
+
+        device = resolve_device(device)
 
         for p in images:
             if not p.exists():
