@@ -1,6 +1,6 @@
 """Time every saliency model on the CPU: one 112-px map, and batches of 64 at 96/112/128 px.
 
-    TORCH_HOME=cache/torch .venv/bin/python benchmarks/bench_saliency.py [--threads 2] [--out docs/benchmarks/saliency_speed.json]
+    TORCH_HOME=cache/torch .venv/bin/python benchmarks/bench_saliency.py [--threads 1,2] [--out docs/benchmarks/saliency_speed.json]
 
 Inputs are real face crops (skimage's astronaut, tiled with small shifts), so the classical
 models do their usual work. Each timing is the median of several repetitions after one warm-up
@@ -47,25 +47,13 @@ def _median_time(fn, reps: int) -> float:
     return statistics.median(ts)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", default="mlnet,spectral-residual,frequency-tuned,centre,none")
-    ap.add_argument("--out", default="docs/benchmarks/saliency_speed.json")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
+def _run(models: list[str], threads: int) -> dict:
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     from salface.saliency import get_saliency
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    import os
-
-    res = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "load_average_before": list(os.getloadavg()),
-           "commit": commit, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-           "torch": torch.__version__, "threads": args.threads, "models": {}}
-    for name in args.models.split(","):
+    res: dict = {"models": {}}
+    for name in models:
         model = get_saliency(name)
         one = _crops(112, 1)[0]
         r = {"one_map_112_ms": 1000 * _median_time(lambda: model(one), 7)}
@@ -75,18 +63,38 @@ def main() -> None:
             r[f"batch64_{size}_s"] = t
             r[f"maps_per_s_{size}"] = 64 / t
         res["models"][name] = r
-        print(name, {k: round(v, 2) for k, v in r.items()}, flush=True)
+        print(f"threads {threads}", name, {k: round(v, 2) for k, v in r.items()}, flush=True)
     # reference: the bare torchvision MobileNetV2 classifier on the same batch, to show how much
     # of ML-Net's time is the backbone (and how loaded the machine was)
     import torchvision
 
-    ref = torchvision.models.mobilenet_v2(weights=None).eval()
-    x = torch.randn(64, 3, 112, 112)
+    ref = torchvision.models.mobilenet_v2(weights=None).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(64, 3, 112, 112).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         t = _median_time(lambda: ref(x), 3)
-    res["reference_mobilenet_v2_classifier_112_maps_per_s"] = 64 / t
+    res["reference_mobilenet_v2_classifier_112_per_s"] = 64 / t
+    print(f"threads {threads} reference MobileNetV2 classifier, 112 px, batch 64:",
+          round(64 / t, 1), "img/s", flush=True)
+    return res
+
+
+def main() -> None:
+    import os
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts to time")
+    ap.add_argument("--models", default="mlnet,spectral-residual,frequency-tuned,centre,none")
+    ap.add_argument("--out", default="docs/benchmarks/saliency_speed.json")
+    args = ap.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    res = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "commit": commit, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
+                                        f"{os.cpu_count()} logical CPUs",
+           "torch": torch.__version__, "load_average_before": list(os.getloadavg()), "runs": {}}
+    for th in (int(t) for t in args.threads.split(",")):
+        res["runs"][f"threads={th}"] = _run(args.models.split(","), th)
     res["load_average_after"] = list(os.getloadavg())
-    print("reference MobileNetV2 classifier, 112 px, batch 64:", round(64 / t, 1), "img/s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
