@@ -43,10 +43,12 @@ def caches(tmp_path_factory):
     utk_c = build_crop_cache(utk, base / "utk", size=SIZE, tasks=("age", "gender"), progress=False,
                              splits=["train"] * 24 + ["val"] * 8 + ["test"] * (len(utk) - 32),
                              detector_kwargs={"model_path": str(yunet)})
-    names = sorted(p.name for p in fer_root.glob("fer*.png"))[:32]
-    fer = [Sample(str(fer_root / n), {"expression": i % 7}) for i, n in enumerate(names)]
-    fer_c = build_crop_cache(fer, base / "fer", size=SIZE, color="gray", detector="none", tasks=("expression",),
-                             splits=["train"] * 16 + ["val"] * 8 + ["test"] * 8, progress=False)
+    from salface.data.ferplus import read_ferplus
+
+    fer = read_ferplus(fer_root.parent, "test")[::97][:32]            # the real reader and labels
+    fer_c = build_crop_cache(fer, base / "fer", size=SIZE, color="gray", tasks=("expression",), progress=False,
+                             splits=["train"] * 16 + ["val"] * 8 + ["test"] * (len(fer) - 24),
+                             detector_kwargs={"model_path": str(yunet)})
     return {"utk": utk_c.root, "fer": fer_c.root, "yunet": yunet, "shared_utk": utk_root}
 
 
