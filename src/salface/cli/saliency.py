@@ -50,6 +50,9 @@ def train_saliency(
     training_command: str = typer.Option("", "--training-command", help="With --bundle-only: "
                                          "the command that trained the checkpoint, recorded in "
                                          "the manifest."),
+    metrics_json: Path | None = typer.Option(None, "--metrics-json", help="With --bundle-only: "
+                                             "an evaluate-saliency report (nus_test.json) whose "
+                                             "`mlnet` means are recorded in the manifest."),
 ) -> None:
     """Train ML-Net (frozen backbone, encoder + learned prior) on the NUS fixations."""
     from ..saliency.train import TrainSettings, bundle_checkpoint, train_mlnet
@@ -59,8 +62,17 @@ def train_saliency(
     if bundle_only:
         if not bundle_as:
             raise typer.BadParameter("--bundle-only needs --bundle-as NAME")
+        extra = None
+        if metrics_json is not None:
+            import json
+
+            rep = json.loads(metrics_json.read_text(encoding="utf-8"))
+            if "mlnet" not in rep.get("models", {}):
+                raise typer.BadParameter(f"{metrics_json} holds no `mlnet` results")
+            extra = {f"{rep['split']}_{k}": round(v["mean"], 4) for k, v in rep["models"]["mlnet"].items()}
         p = bundle_checkpoint(out / "best.pt", bundle_as, command=_command_line(), blur=blur,
-                              floor=floor, training_command=training_command or None)
+                              floor=floor, training_command=training_command or None,
+                              extra_metrics=extra)
         typer.echo(f"bundled {out / 'best.pt'} as {bundle_as!r}: {p}")
         return
     settings = TrainSettings(data_dir=str(data), out_dir=str(out), epochs=epochs, seed=seed,

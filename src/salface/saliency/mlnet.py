@@ -138,13 +138,24 @@ class VGG16Levels(nn.Module):
         return [p3, p4, c5]
 
 
+_WEIGHT_FILES = {"mobilenet_v2": "mobilenet_v2-b0353104.pth", "vgg16": "vgg16-397923af.pth"}
+
+
 def build_backbone(name: str, pretrained: bool = True) -> nn.Module:
-    if name == "mobilenet_v2":
-        m: nn.Module = MobileNetV2Levels(pretrained)
-    elif name == "vgg16":
-        m = VGG16Levels(pretrained)
-    else:
+    """The frozen feature extractor; ImageNet weights come the standard torchvision way
+    (``$TORCH_HOME/hub/checkpoints/`` or a download). Missing weights raise
+    :class:`~salface.models.weights.MissingModelError` with the file name to install."""
+    if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+    try:
+        m: nn.Module = MobileNetV2Levels(pretrained) if name == "mobilenet_v2" else VGG16Levels(pretrained)
+    except (OSError, RuntimeError) as exc:  # no network and no cached ImageNet weights
+        from ..models.weights import MissingModelError
+
+        raise MissingModelError(
+            f"ML-Net's {name} backbone needs torchvision's ImageNet weights, which could not be "
+            f"loaded ({exc}); put {_WEIGHT_FILES[name]} in $TORCH_HOME/hub/checkpoints/ or allow "
+            "torchvision to download it") from exc
     for p in m.parameters():
         p.requires_grad_(False)
     return m.eval()
@@ -313,15 +324,7 @@ def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
     if entry.get("kind") != "saliency":
         raise ValueError(f"bundled model {name!r} is a {entry.get('kind')!r} model, not saliency")
     config = MLNetConfig.from_dict(entry.get("config", {}))
-    try:
-        net = MLNet(config, pretrained_backbone=True)
-    except (OSError, RuntimeError) as exc:  # no network and no cached ImageNet weights
-        from ..models.weights import MissingModelError
-
-        raise MissingModelError(
-            f"ML-Net {name!r} needs torchvision's ImageNet {config.backbone} weights, which could "
-            f"not be loaded ({exc}); put them in $TORCH_HOME/hub/checkpoints/ (for MobileNetV2: "
-            "mobilenet_v2-b0353104.pth) or allow torchvision to download them") from exc
+    net = MLNet(config, pretrained_backbone=True)  # MissingModelError without ImageNet weights
     head = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
     missing, unexpected = net.head.load_state_dict(head, strict=False)
     if missing or unexpected:
