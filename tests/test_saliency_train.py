@@ -13,6 +13,7 @@ from conftest import shared_path
 from salface.cli import app
 from salface.saliency.mlnet import MLNet, MLNetConfig
 from salface.saliency.train import _target, bundle_checkpoint
+from test_saliency_mlnet import imagenet_home  # noqa: F401  (fixture: offline ImageNet weights)
 
 
 def test_target_on_output_grid():
@@ -24,15 +25,6 @@ def test_target_on_output_grid():
     # the same point in a 512×1024 image maps to the same place of the square grid
     t2 = _target(np.array([[511.5, 255.5]]), (512, 1024), 256)
     np.testing.assert_allclose(t2, t, atol=0.05)
-
-
-@pytest.fixture
-def imagenet_home(tmp_path, monkeypatch):
-    w = shared_path("weights", "imagenet", "mobilenet_v2-b0353104.pth")
-    ck = tmp_path / "torch" / "hub" / "checkpoints"
-    ck.mkdir(parents=True)
-    (ck / w.name).symlink_to(w)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
 
 
 def test_bundle_round_trip(tmp_path, monkeypatch, imagenet_home):
