@@ -114,10 +114,28 @@ def test_bundled_model_beats_centre_on_nus_test_images(imagenet_home):
     from salface.saliency.fixations import load_nus, load_split
 
     images = load_nus(shared_path("data", "nus-saliency"))
-    data = prepare([images[i] for i in load_split()["test"][:12]], max_side=256)
+    # the first 12 test images of at most 256×256 px (decoding the 3-8 Mpx ones is slow)
+    small = [i for i in load_split()["test"] if images[i].height * images[i].width <= 256 * 256]
+    data = prepare([images[i] for i in small[:12]], max_side=256)
     ml = get_saliency("mlnet", scene=True)
     centre = get_saliency("centre")
     r_ml = score_maps(data, [ml(d.rgb) for d in data])
     r_c = score_maps(data, [centre(d.rgb) for d in data])
     for key in ("nss", "cc"):
         assert np.mean([r[key] for r in r_ml]) > np.mean([r[key] for r in r_c])
+
+
+def test_golden_astronaut_face(imagenet_home, astronaut, yunet_model):
+    """Pins the bundled model's map on skimage's astronaut (YuNet + crop_face, 112 px): the
+    values were recorded when mlnet-mobilenetv2-nus was shipped; retraining must update them."""
+    _bundled_present()
+    from salface.saliency.faces import astronaut_sample, mass_shares, region_masks
+
+    s = astronaut_sample(size=112, yunet_model=yunet_model)
+    m = get_saliency("mlnet")(s.crop)
+    shares = mass_shares(m, region_masks(s.landmarks, m.shape))
+    assert shares["features"] == pytest.approx(0.360, abs=0.01)
+    assert shares["mouth"] == pytest.approx(0.225, abs=0.01)
+    assert float(m.mean()) == pytest.approx(0.138, abs=0.005)
+    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+    assert abs(int(y) - 70) <= 2 and abs(int(x) - 54) <= 2  # peak just above the mouth
