@@ -134,7 +134,8 @@ def saliency_faces(
     yunet: Path | None = typer.Option(None, "--yunet", help="Path to the YuNet ONNX file "
                                       "(default: the installed copy, `salface fetch yunet`)."),
     models: str = typer.Option("mlnet,spectral-residual,frequency-tuned,centre", "--models",
-                               help="Comma-separated saliency model names to measure."),
+                               help="Comma-separated saliency model names to measure; "
+                               "`mlnet@224` runs ML-Net on crops resized to 224 px."),
     out: Path = typer.Option(Path("docs/saliency"), "--out", help="Folder for face_regions.json "
                              "and face_regions.md."),
     figure_examples: int = typer.Option(0, "--figure-examples", min=0, help="Also save "
@@ -148,7 +149,12 @@ def saliency_faces(
     from ..saliency import get_saliency
     from ..saliency.faces import REGIONS, face_shares, utkface_samples
 
-    chosen = {m.strip(): get_saliency(m.strip()) for m in models.split(",") if m.strip()}
+    chosen = {}
+    for spec in [m.strip() for m in models.split(",") if m.strip()]:
+        name, _, at = spec.partition("@")  # "mlnet@224": ML-Net on crops resized to 224 px
+        if at and name != "mlnet":
+            raise typer.BadParameter(f"only mlnet takes an @input-size, got {spec!r}")
+        chosen[spec] = get_saliency(name, input_size=int(at)) if at else get_saliency(name)
     samples = utkface_samples(data, n=n, seed=seed, size=size, yunet_model=yunet,
                               log=lambda s: typer.echo(s))
     res = face_shares(samples, chosen)
@@ -173,7 +179,7 @@ def saliency_faces(
 
         rows = [astronaut_sample(size=size, yunet_model=yunet)] + samples[:figure_examples]
         for name, model in chosen.items():
-            p = figure2(rows, model, out / f"figure2_{name}.png",
+            p = figure2(rows, model, out / f"figure2_{name.replace('@', '-at-')}.png",
                         title=f"{name}: crop | map | reweighted (r = 0.3)")
             typer.echo(f"written {p}")
 
