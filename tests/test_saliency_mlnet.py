@@ -139,3 +139,19 @@ def test_golden_astronaut_face(imagenet_home, astronaut, yunet_model):
     assert float(m.mean()) == pytest.approx(0.138, abs=0.005)
     y, x = np.unravel_index(int(np.argmax(m)), m.shape)
     assert abs(int(y) - 70) <= 2 and abs(int(x) - 54) <= 2  # peak just above the mouth
+
+
+def test_bundled_mlnet_is_self_contained(monkeypatch, tmp_path):
+    """The shipped ML-Net carries its frozen backbone: it loads with an empty torch cache and no
+    ImageNet download (the pinned astronaut output above checks the maps themselves)."""
+    from salface.models.weights import load_manifest
+    from salface.saliency import get_saliency
+
+    if "mlnet-mobilenetv2-nus" not in load_manifest()["models"]:
+        pytest.skip("ML-Net not bundled")
+    crops = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("download attempted")))
+    maps = get_saliency("mlnet")(crops)
+    assert maps.shape == (2, 64, 64) and 0.0 <= maps.min() and maps.max() == pytest.approx(1.0)

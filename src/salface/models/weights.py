@@ -398,6 +398,7 @@ def register_bundled(name: str, tensors: dict[str, Any], *, kind: str, config: d
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, sort_keys=False)
             f.write("\n")
+        os.chmod(tmpname, 0o644)  # mkstemp makes it private; the manifest is package data
         os.replace(tmpname, mp)
     return target
 

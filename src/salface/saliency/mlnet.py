@@ -305,8 +305,14 @@ class MLNetSaliency(SaliencyModel):
 
 
 def head_state(net: MLNet) -> dict[str, torch.Tensor]:
-    """The trained tensors only (the frozen backbone comes from torchvision's ImageNet weights)."""
+    """The trained tensors only (the head; the backbone is frozen ImageNet weights)."""
     return {f"head.{k}": v.detach().cpu().contiguous() for k, v in net.head.state_dict().items()}
+
+
+def bundle_state(net: MLNet) -> dict[str, torch.Tensor]:
+    """Everything the shipped model needs: the trained head *and* the frozen backbone, so the
+    bundled file loads offline without torchvision's ImageNet download."""
+    return {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
 
 
 def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
@@ -324,9 +330,14 @@ def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
     if entry.get("kind") != "saliency":
         raise ValueError(f"bundled model {name!r} is a {entry.get('kind')!r} model, not saliency")
     config = MLNetConfig.from_dict(entry.get("config", {}))
-    net = MLNet(config, pretrained_backbone=True)  # MissingModelError without ImageNet weights
-    head = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
-    missing, unexpected = net.head.load_state_dict(head, strict=False)
+    if any(k.startswith("backbone.") for k in tensors):
+        # self-contained file (backbone included): no torchvision download needed
+        net = MLNet(config, pretrained_backbone=False)
+        missing, unexpected = net.load_state_dict(tensors, strict=False)
+    else:  # head-only file: the frozen backbone comes from torchvision's ImageNet weights
+        net = MLNet(config, pretrained_backbone=True)  # MissingModelError without them
+        head = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
+        missing, unexpected = net.head.load_state_dict(head, strict=False)
     if missing or unexpected:
         raise RuntimeError(f"bundled model {name!r} does not match ML-Net/{config.backbone}: "
                            f"missing {missing}, unexpected {unexpected}")

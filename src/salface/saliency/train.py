@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from .evaluate import MAX_SIDE, prepare
 from .fixations import fixation_density, load_nus, load_split, scale_points
 from .metrics import cc, nss
-from .mlnet import DEFAULT_MODEL_NAME, MLNet, MLNetConfig, fuse_levels, head_state, mlnet_loss, to_input
+from .mlnet import (DEFAULT_MODEL_NAME, MLNet, MLNetConfig, bundle_state, fuse_levels, mlnet_loss,
+                    to_input)
 
 
 @dataclass
@@ -207,21 +208,21 @@ def bundle_checkpoint(path: str | Path, name: str = DEFAULT_MODEL_NAME, command:
 
     ck = torch.load(path, weights_only=False)
     config = MLNetConfig.from_dict(ck["config"])
-    net = MLNet(config, pretrained_backbone=False)
+    net = MLNet(config, pretrained_backbone=True)  # the frozen ImageNet backbone ships in the file
     net.head.load_state_dict(ck["head"])
     metrics = {k: round(float(v), 4) for k, v in ck.get("val", {}).items()}
     metrics["selected_epoch"] = int(ck.get("epoch", -1))
     metrics.update(extra_metrics or {})
     cfg = config.to_dict()
     cfg.update({"architecture": "ML-Net (Cornia et al., ICPR 2016)",
-                "backbone_weights": "torchvision IMAGENET1K_V1 (frozen, not in this file)",
+                "backbone_weights": "torchvision IMAGENET1K_V1 (frozen; included in this file)",
                 "output_stride": 8, "postprocess": {"blur": float(blur), "floor": float(floor)}})
     if training_command:
         cfg["training_command"] = training_command
     if ck.get("settings"):
         cfg["training_settings"] = ck["settings"]
     return register_bundled(
-        name, head_state(net), kind="saliency", config=cfg, metrics=metrics,
+        name, bundle_state(net), kind="saliency", config=cfg, metrics=metrics,
         data="NUS-VIP scene saliency: 350 train images (+ mirrors), 50 val for model selection; "
              "split in salface/saliency/nus_split.json",
         license="weights: MIT (NUS data MIT licence); backbone ImageNet weights: torchvision terms",
