@@ -325,6 +325,19 @@ def build_crop_cache(samples: Iterable[Any], out_path: str | Path, *, size: int,
     return open_crop_cache(out)
 
 
+def _saliency_sha256(name: str) -> str | None:
+    """SHA-256 of the bundled weights behind saliency model ``name`` (None for classical ones),
+    recorded so a cache can be traced to the exact saliency model that made it."""
+    if name not in ("mlnet", "ml-net"):
+        return None
+    try:
+        from .models.weights import load_manifest
+        from .saliency.mlnet import DEFAULT_MODEL_NAME
+        return load_manifest()["models"].get(DEFAULT_MODEL_NAME, {}).get("sha256")
+    except Exception:  # a cache is still usable without the record
+        return None
+
+
 def build_saliency_cache(crop_cache: CropCache | str | Path, saliency_name: str, *, batch: int = 64,
                          progress: bool = True, model: Any = None) -> np.ndarray:
     """Compute ``saliency_name`` maps for every cached crop into ``saliency_<name>.npy`` (uint8,
@@ -340,7 +353,8 @@ def build_saliency_cache(crop_cache: CropCache | str | Path, saliency_name: str,
     mp = cc.root / f"saliency_{saliency_name}.json"
     meta = json.loads(mp.read_text()) if mp.exists() else None
     if meta is None or meta.get("crop_key") != cc.meta["key"] or not p.exists():
-        meta = {"crop_key": cc.meta["key"], "saliency": saliency_name, "done": 0, "n": n}
+        meta = {"crop_key": cc.meta["key"], "saliency": saliency_name, "done": 0, "n": n,
+                "model_sha256": _saliency_sha256(saliency_name)}
         np.lib.format.open_memmap(p, mode="w+", dtype=np.uint8, shape=(n, s, s)).flush()
         mp.write_text(json.dumps(meta))
     maps = np.load(p, mmap_mode="r+")
