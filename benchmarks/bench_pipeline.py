@@ -97,15 +97,24 @@ def main() -> None:
             net, cfg = load_classifier(name)
             note = "shipped weights"
         except MissingModelError:
+            # not shipped yet: time the same architecture from its training preset (the speed does
+            # not depend on the weight values; nothing is predicted)
             from salface.models.backbones import build_classifier
             from salface.models.config import ClassifierConfig
+            from salface.presets import PRESETS
 
             entry = load_manifest()["models"].get(name)
-            if entry is None:
+            if entry is not None:
+                cfg = ClassifierConfig.from_dict(entry["config"])
+            elif name in PRESETS:
+                p = PRESETS[name]
+                cfg = ClassifierConfig(name=name, backbone=p.backbone, tasks=p.tasks,
+                                       input_size=p.input_size, color=p.color, saliency="mlnet",
+                                       ratio=0.3)
+            else:
                 continue
-            cfg = ClassifierConfig.from_dict(entry["config"])
-            net = build_classifier(cfg).eval()
-            note = "untrained weights, timing only"
+            net = build_classifier(cfg).to(memory_format=torch.channels_last).eval()
+            note = "not shipped yet: untrained weights of the same architecture, timing only"
         models.append((name, net, cfg, note))
 
     t_crop = t_sal = t_cls = 0.0

@@ -46,10 +46,14 @@ def enlarged_box(box: Box, margin: float = DEFAULT_MARGIN, square: bool = True) 
 def _cut_replicate(image: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
     """``image[y1:y2, x1:x2]`` where out-of-image pixels replicate the nearest edge pixel."""
     h, w = image.shape[:2]
-    ys = np.clip(np.arange(y1, y2), 0, h - 1)
-    xs = np.clip(np.arange(x1, x2), 0, w - 1)
-    if xs[0] == x1 and xs[-1] == x2 - 1 and ys[0] == y1 and ys[-1] == y2 - 1:
+    ix1, iy1, ix2, iy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if ix1 == x1 and iy1 == y1 and ix2 == x2 and iy2 == y2:
         return image[y1:y2, x1:x2]  # fully inside: a view, no copy
+    if ix1 < ix2 and iy1 < iy2:  # overlaps the image: pad the overlap by replication
+        return cv2.copyMakeBorder(np.ascontiguousarray(image[iy1:iy2, ix1:ix2]), iy1 - y1, y2 - iy2,
+                                  ix1 - x1, x2 - ix2, cv2.BORDER_REPLICATE)
+    ys = np.clip(np.arange(y1, y2), 0, h - 1)  # entirely outside: nearest edge pixels
+    xs = np.clip(np.arange(x1, x2), 0, w - 1)
     return image[ys[:, None], xs[None, :]]
 
 
