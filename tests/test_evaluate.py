@@ -88,3 +88,27 @@ def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
     assert cfg.name == "toy-expr" and cfg.color == "gray"
     entry = json.loads((tmp_path / "bundled" / "manifest.json").read_text())["models"]["toy-expr"]
     assert entry["metrics"]["expression"]["accuracy"] == round(res["expression"]["accuracy"], 4)
+
+
+def test_evaluate_pipeline_counts_missed_faces():
+    from types import SimpleNamespace
+
+    from salface.data.base import Sample
+    from salface.evaluate import evaluate_pipeline
+    from salface.types import Box, Face, FaceResult, ImageResult, Prediction
+
+    def fr(box, k):
+        p = Prediction("gender", ("male", "female")[k], k, {"male": 1.0 - k, "female": float(k)})
+        return FaceResult(face=Face(box), crop_box=box, gender=p)
+
+    results = {
+        "a": ImageResult("a", 100, 100, [fr(Box(0, 0, 10, 10), 1), fr(Box(10, 10, 90, 90), 0)]),  # big face wins
+        "b": ImageResult("b", 100, 100, [fr(Box(5, 5, 95, 95), 1)]),
+        "c": ImageResult("c", 100, 100, []),                                                      # no face
+    }
+    an = SimpleNamespace(analyze_batch=lambda paths: (results[p] for p in paths))
+    samples = [Sample("a", {"gender": 0}), Sample("b", {"gender": 0}), Sample("c", {"gender": 1})]
+    r = evaluate_pipeline(samples, ("gender",), an)
+    assert r["_detection"] == {"images": 3, "with_face": 2, "rate": pytest.approx(2 / 3)}
+    assert r["gender"]["n"] == 2 and r["gender"]["accuracy"] == 0.5
+    assert r["gender"]["end_to_end_accuracy"] == pytest.approx(1 / 3)

@@ -115,6 +115,36 @@ def register(app: typer.Typer) -> None:
         if len(results) > 1:
             typer.echo(f"comparison → {write_comparison(results, out, split=split, command=cmd)}")
 
+    @app.command("evaluate-pipeline")
+    def evaluate_pipeline_cmd(
+        split_file: Path = typer.Option(..., "--split-file", help="Split file listing the labelled images."),
+        split: str = typer.Option("test", "--split", help="Which split of the file to use."),
+        tasks: str = typer.Option(..., "--tasks", help="Comma-separated tasks to judge, e.g. expression or age,gender."),
+        model: str = typer.Option("default", "--model", help="Bundled model name, or 'default'."),
+        detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="YuNet .onnx file, if not installed."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images of the split."),
+        out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Folder for the report."),
+        name: str = typer.Option("pipeline", "--name", help="Report file stem."),
+    ) -> None:
+        """Judge shipped models on images that go through `analyze` end to end (detect, crop, saliency, classify)."""
+        from ..data.splits import read_split
+        from ..evaluate import evaluate_pipeline, write_report
+        from ..pipeline import Analyzer
+
+        samples = read_split(split_file)["val" if split == "valid" else split][:limit]
+        tl = tuple(t for t in tasks.split(",") if t)
+        an = Analyzer(detector="yunet", model=model, tasks=tl,
+                      detector_options={"model_path": str(detector_model)} if detector_model else None)
+        res = evaluate_pipeline(samples, tl, an, progress=True)
+        det = res.pop("_detection")
+        e2e = {t: f"{100 * m['end_to_end_accuracy']:.2f} %" for t, m in res.items()}
+        md = write_report(out, f"{name}: analyze end to end on {split_file.name} {split}", res,
+                          command=_command_line(), stem=name,
+                          extra={"images": det["images"], "faces found": f"{det['with_face']} ({100 * det['rate']:.2f} %)",
+                                 "accuracy counting no-face images as errors": e2e,
+                                 "accuracy below": "over images where the detector found the face"})
+        typer.echo(f"{json.dumps(e2e)} → {md}")
+
     @app.command("ship")
     def ship_cmd(
         run: Path = typer.Argument(..., help="Training run folder."),
