@@ -129,7 +129,12 @@ def register(app: typer.Typer) -> None:
                                 batch_size=batch_size, return_saliency=want_maps,
                                 max_faces=max_faces)
         except MissingModelError as exc:
+            from ..models.registry import DEFAULT_MODELS, list_classifiers
+
             err.print(f"[red]missing model:[/red] {exc}")
+            shipped = [t for t in task_list if DEFAULT_MODELS.get(t) in list_classifiers()]
+            if shipped and model == "default":
+                err.print(f"Shipped now: --tasks {','.join(shipped)}. ", end="")
             err.print("Use --detect-only to run detection and saliency without a classifier.")
             raise typer.Exit(2)
         except (ValueError, RuntimeError, ImportError) as exc:
