@@ -128,3 +128,26 @@ def test_cli_no_match_is_usage_error(tmp_path):
 
     res = CliRunner().invoke(app, ["analyze", str(tmp_path / "nothing*.jpg"), "--detect-only"])
     assert res.exit_code == 2
+
+
+def test_shipped_expression_model_golden(yunet_model, astronaut):
+    """Golden output: the smiling astronaut is 'happy' under the shipped expression model."""
+    from salface.detect import get_detector
+    from salface.models.registry import DEFAULT_MODELS, list_classifiers
+
+    if DEFAULT_MODELS["expression"] not in list_classifiers():
+        pytest.skip("expression model not shipped")
+    an = Analyzer(detector=get_detector("yunet", model_path=yunet_model), tasks=("expression",))
+    (face,) = an.analyze(astronaut)
+    assert face.expression.label == "happy" and face.expression.confidence > 0.6
+    assert sum(face.expression.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert face.age is None and face.gender is None
+
+
+def test_missing_default_model_is_named(monkeypatch, tmp_path):
+    """A task whose default model is not shipped: a clear error naming the model, no guessing."""
+    from salface.models.weights import MissingModelError
+
+    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path))  # an empty bundle
+    with pytest.raises(MissingModelError, match="default-age-gender"):
+        Analyzer(detector="whole", tasks=("age",))
