@@ -123,6 +123,14 @@ def main() -> None:
     for name, net, cfg, note in models or [(None, None, None, None)]:
         size = cfg.input_size if cfg else 112
         margin = cfg.margin if cfg else 0.3
+        # warm-up: one untimed batch through every stage (allocator, oneDNN kernel selection)
+        warm = np.stack([crop_face(im, f, size=size, margin=margin).pixels for im, f in pairs[:bs]])
+        if cfg is not None:
+            warm = prepare_crops(warm, cfg)
+        warm_maps = sal(warm)
+        if net is not None:
+            with torch.inference_mode():
+                net(to_input_tensor(warm, warm_maps, cfg, "cpu"))
         for start in range(0, n_faces, bs):
             chunk = pairs[start:start + bs]
             t0 = time.perf_counter()
