@@ -92,7 +92,3 @@ def crop_face(image: np.ndarray, face: Face, size: int = 224, margin: float = DE
                                 borderMode=cv2.BORDER_REPLICATE)
     return Crop(pixels=np.ascontiguousarray(pixels), box=region, face=face, matrix=matrix, angle=angle)
 
-
-def crop_faces(image: np.ndarray, faces: list[Face], size: int = 224, margin: float = DEFAULT_MARGIN,
-               align: bool = False) -> list[Crop]:
-    return [crop_face(image, f, size=size, margin=margin, align=align) for f in faces]

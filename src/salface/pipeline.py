@@ -23,7 +23,6 @@ from .detect import get_detector
 from .detect.base import Detector
 from .io import ImageError, load_image
 from .labels import TASKS
-from .reweight import DEFAULT_RATIO
 from .saliency import get_saliency
 from .saliency.base import SaliencyModel
 from .types import Face, FaceResult, ImageResult, Prediction

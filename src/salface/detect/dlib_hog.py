@@ -53,14 +53,10 @@ class DlibHogDetector(Detector):
         return f"DlibHogDetector(upsample={self.upsample}, adjust_threshold={self.adjust_threshold})"
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"dlib-hog expects an H×W×3 uint8 RGB image, got shape {img.shape} "
-                             f"dtype {img.dtype} (use salface.io.load_image)")
-        h, w = img.shape[:2]
-        if h == 0 or w == 0:
+        img = self._checked(image)
+        if img is None:
             return []
-        img = np.ascontiguousarray(img)
+        h, w = img.shape[:2]
         with self._lock:
             rects, scores, _ = self._det.run(img, self.upsample, self.adjust_threshold)
         faces = []

@@ -8,7 +8,7 @@ entirely outside it are dropped (with landmarks kept as given).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -95,7 +95,3 @@ class WholeImage(Detector):
             return []
         return [Face(Box(0.0, 0.0, float(w), float(h)), 1.0, None)]
 
-
-def given_boxes(boxes: Sequence[object]) -> GivenBoxes:
-    """Shorthand for ``GivenBoxes(boxes)``."""
-    return GivenBoxes(boxes)

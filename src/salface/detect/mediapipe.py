@@ -71,15 +71,12 @@ class MediaPipeDetector(Detector):
         self._fd.close()
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"mediapipe expects an H×W×3 uint8 RGB image, got shape {img.shape} "
-                             f"dtype {img.dtype} (use salface.io.load_image)")
-        h, w = img.shape[:2]
-        if h == 0 or w == 0:
+        img = self._checked(image)
+        if img is None:
             return []
+        h, w = img.shape[:2]
         with self._lock:
-            res = self._fd.process(np.ascontiguousarray(img))
+            res = self._fd.process(img)
         faces = []
         for det in res.detections or []:
             loc = det.location_data

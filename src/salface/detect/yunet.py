@@ -106,13 +106,10 @@ class YuNetDetector(Detector):
         return s
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"YuNet expects an H×W×3 uint8 RGB image, got shape {img.shape} "
-                             f"dtype {img.dtype} (use salface.io.load_image)")
-        h, w = img.shape[:2]
-        if h == 0 or w == 0:
+        img = self._checked(image)
+        if img is None:
             return []
+        h, w = img.shape[:2]
         s = self._scale_for(h, w)
         bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
         if s != 1.0:

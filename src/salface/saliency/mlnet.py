@@ -304,11 +304,6 @@ class MLNetSaliency(SaliencyModel):
         return np.stack([postprocess(m, self.blur, self.floor) for m in raw]).astype(np.float32)
 
 
-def head_state(net: MLNet) -> dict[str, torch.Tensor]:
-    """The trained tensors only (the head; the backbone is frozen ImageNet weights)."""
-    return {f"head.{k}": v.detach().cpu().contiguous() for k, v in net.head.state_dict().items()}
-
-
 def bundle_state(net: MLNet) -> dict[str, torch.Tensor]:
     """Everything the shipped model needs: the trained head *and* the frozen backbone, so the
     bundled file loads offline without torchvision's ImageNet download."""
