@@ -173,3 +173,18 @@ def test_fer2013_original_malformed(tmp_path):
         read_fer2013_original(tmp_path, "train")
     (tmp_path / "fer2013_original_labels.csv").write_text("image,usage,fer2013_emotion\na.png,Training,happy\n")
     assert read_fer2013_original(tmp_path, "train")[0].label_name("expression") == "happy"
+
+
+def test_vote_distribution_by_hand():
+    from salface.data.ferplus import ferplus_vote_distribution
+
+    # neutral 4, sadness 1, anger 3, disgust 2 of 10 votes
+    d = ferplus_vote_distribution([4, 0, 0, 1, 3, 2, 0, 0, 0, 0])
+    want = {"neutral": 0.4, "sad": 0.1, "anger": 0.3, "disgust": 0.2}
+    assert d == pytest.approx([want.get(e, 0.0) for e in EXPRESSIONS])
+    # contempt, unknown and NF votes are dropped before normalising
+    assert ferplus_vote_distribution([0, 5, 0, 0, 0, 0, 0, 3, 1, 1]) == pytest.approx(
+        [1.0 if e == "happy" else 0.0 for e in EXPRESSIONS])
+    assert ferplus_vote_distribution([0, 0, 0, 0, 0, 0, 0, 4, 3, 3]) is None
+    with pytest.raises(ValueError, match="10 votes"):
+        ferplus_vote_distribution([1, 2, 3])

@@ -106,6 +106,43 @@ def test_train_checkpoints_resume_and_is_repeatable(tiny_cache, tmp_path, monkey
     assert cfg.color == "gray" and cfg.saliency == "none" and preset.epochs == 2
 
 
+def test_soft_targets_written_and_trained_on(tiny_cache, tmp_path, monkeypatch):
+    from salface import presets
+    from salface.cache import open_crop_cache, write_soft_targets
+    from salface.train import soft_target_matrix
+
+    cc = open_crop_cache(tiny_cache.root)
+    labels = cc.task_labels("expression")
+    # a distribution for every sample but the first: one-hot of the hard label
+    samples = [Sample(p, {"expression": int(y)}, meta={"soft": {"expression": list(np.eye(7)[y] * 3)}})
+               for p, y in zip(cc.paths[1:], labels[1:])]
+    assert write_soft_targets(cc.root, samples) == {"expression": len(cc) - 1}
+    dist = cc.soft_targets("expression")
+    assert dist[0].sum() == 0 and np.allclose(dist[1:].sum(1), 1.0)       # normalised, first empty
+    m = soft_target_matrix(cc, "expression", labels)
+    assert np.array_equal(m.argmax(1), labels) and np.allclose(m.sum(1), 1.0)  # empty row → one-hot
+
+    base = presets.PRESETS["default-expression"].with_overrides(input_size=32, label_smoothing=0.0)
+    monkeypatch.setitem(presets.PRESETS, "default-expression", base)
+    hard = _run(cc, tmp_path / "hard", 1)
+    monkeypatch.setitem(presets.PRESETS, "default-expression",
+                        base.with_overrides(soft_targets=True))
+    onehot = _run(cc, tmp_path / "onehot", 1)
+    # one-hot distributions are the hard labels: the same loss, step for step
+    assert onehot.history[0]["train_loss"] == pytest.approx(hard.history[0]["train_loss"], rel=1e-5)
+
+    # spread distributions change what is learned
+    spread = [Sample(p, {"expression": int(y)}, meta={"soft": {"expression": [1.0] * 7}})
+              for p, y in zip(cc.paths, labels)]
+    write_soft_targets(cc.root, spread)
+    uniform = _run(cc, tmp_path / "uniform", 1)
+    assert uniform.history[0]["train_loss"] > hard.history[0]["train_loss"] * 1.02
+
+    bad = [Sample(cc.paths[0], {"expression": 0}, meta={"soft": {"expression": [1.0, -1.0]}})]
+    with pytest.raises(Exception, match="distribution"):
+        write_soft_targets(cc.root, bad)
+
+
 def test_preset_and_cache_must_agree(tiny_cache, tmp_path):
     with pytest.raises(ValueError, match="px"):
         train("default-expression", tiny_cache, out_dir=tmp_path / "x", saliency="none",

@@ -9,6 +9,8 @@ Crop cache (a directory)
     ``landmarks.npy``  float32 ``(N, 5, 2)`` landmarks in crop pixels (NaN when the face came from a fallback)
     ``detected.npy``   bool ``(N,)`` True when the detector found the face, False for a fallback
     ``meta.json``      settings, sample paths' hash (``key``), progress (``done``), detection rate
+    ``targets_<task>.npy``  optional float32 ``(N, C)`` label distributions (FER+'s annotator votes),
+                       from :func:`write_soft_targets`; presets with ``soft_targets`` train on them
 
 Each sample goes through the project's own detector and :func:`salface.crop.crop_face`, exactly
 as ``analyze`` would process a photo ("train the way you infer"). Choices made here:
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +157,19 @@ class CropCache:
     @property
     def paths(self) -> list[str]:
         return json.loads((self.root / "paths.json").read_text())
+
+    def soft_targets(self, task: str) -> np.ndarray | None:
+        """``(N, C)`` float32 label distributions for ``task`` (``targets_<task>.npy``, written by
+        :func:`write_soft_targets`), or ``None`` when the cache has none. A row of zeros means
+        the sample has no distribution (train on its hard label)."""
+        p = self.root / f"targets_{task}.npy"
+        if not p.exists():
+            return None
+        t = np.load(p)
+        if t.shape != (len(self), len(labels_for(task))):
+            raise CacheError(f"{p} has shape {t.shape}, expected {(len(self), len(labels_for(task)))}; "
+                             f"rewrite it with `salface cache targets`")
+        return t
 
 
 def open_crop_cache(root: str | Path, load: bool = False) -> CropCache:
@@ -408,6 +424,52 @@ def apply_split_file(root: str | Path, split_path: str | Path) -> dict[str, int]
             names[i] = sp
     assign_splits(root, names)
     return {k: sum(1 for x in names if x == k) for k in SPLITS}
+
+
+def sample_soft_target(sample: Any, task: str) -> list[float] | None:
+    """A sample's label distribution for ``task``: ``meta["soft"][task]`` when given, else, for
+    FER+ samples (``meta`` with ``votes`` and ``ferplus_split``) and the expression task, the
+    annotators' votes over the 7 classes (:func:`salface.data.ferplus.ferplus_vote_distribution`)."""
+    meta = getattr(sample, "meta", None) or (sample.get("meta") if isinstance(sample, dict) else None) or {}
+    given = (meta.get("soft") or {}).get(task)
+    if given is not None:
+        return [float(v) for v in given]
+    if task == "expression" and "votes" in meta and "ferplus_split" in meta:
+        from .data.ferplus import ferplus_vote_distribution
+        return ferplus_vote_distribution(meta["votes"])
+    return None
+
+
+def write_soft_targets(root: str | Path, samples: Iterable[Any]) -> dict[str, int]:
+    """Write ``targets_<task>.npy`` into a crop cache from the samples' label distributions
+    (:func:`sample_soft_target`), matched by path. Tasks for which no sample has a distribution
+    get no file. Returns, per task, how many samples got one."""
+    root = Path(root)
+    cc = open_crop_cache(root)
+    pos = {p: i for i, p in enumerate(cc.paths)}
+    counts: dict[str, int] = {}
+    for task in cc.tasks:
+        n_cls = len(labels_for(task))
+        out = np.zeros((len(cc), n_cls), np.float32)
+        n = 0
+        for s in samples:
+            i = pos.get(str(getattr(s, "path", None) or s.get("path")))
+            if i is None:
+                continue
+            dist = sample_soft_target(s, task)
+            if dist is None:
+                continue
+            if len(dist) != n_cls or min(dist) < 0 or sum(dist) <= 0:
+                raise CacheError(f"{getattr(s, 'path', s)}: {task} distribution {dist} is not "
+                                 f"{n_cls} non-negative weights with a positive sum")
+            out[i] = np.asarray(dist, np.float32) / np.float32(sum(dist))
+            n += 1
+        if n:
+            tmp = root / f"targets_{task}.tmp.npy"
+            np.save(tmp, out)
+            os.replace(tmp, root / f"targets_{task}.npy")
+            counts[task] = n
+    return counts
 
 
 def samples_from_split_file(split_path: str | Path) -> tuple[list[Any], list[str]]:

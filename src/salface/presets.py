@@ -44,6 +44,7 @@ class Preset:
     step_every: int = 0           # with schedule="step": also ÷gamma every `step_every` epochs after the last milestone
     gamma: float = 0.1
     label_smoothing: float = 0.0
+    soft_targets: bool = False    # train on the cache's label distributions (FER+ votes) where it has them
     class_weighted: bool = False
     augment: Augment = field(default_factory=Augment)
     saliency: str = "mlnet"
@@ -111,11 +112,12 @@ PRESETS: dict[str, Preset] = {
         notes="MobileNetV2 (ImageNet), first 2 blocks frozen, AdamW + cosine, label smoothing 0.1, "
               "96 px RGB, one network with age and gender heads."),
     "default-expression": Preset(
-        name="default-expression", backbone="mobilenet_v2", tasks=EX, input_size=64, color="gray",
-        dropout=0.2, freeze=1, optimizer="adamw", lr=1e-3, weight_decay=1e-4, epochs=10,
-        batch_size=64, schedule="cosine", warmup_epochs=0.3, label_smoothing=0.1,
+        name="default-expression", backbone="mobilenet_v2", tasks=EX, input_size=96, color="gray",
+        dropout=0.2, freeze=1, optimizer="adamw", lr=1e-3, weight_decay=1e-4, epochs=12,
+        batch_size=64, schedule="cosine", warmup_epochs=0.3, label_smoothing=0.0, soft_targets=True,
         augment=Augment(flip=True, rotate=10.0, shift=0.06, scale=0.08), dataset="ferplus",
-        notes="MobileNetV2 (ImageNet), 64 px gray (FER+ faces are 48 px), AdamW + cosine, label smoothing 0.1."),
+        notes="MobileNetV2 (ImageNet), 96 px gray (FER+ faces are 48 px, upscaled), AdamW + cosine, "
+              "trained on the FER+ annotators' vote distributions (soft targets)."),
 }
 
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {

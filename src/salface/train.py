@@ -246,6 +246,12 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         weight=(class_weights(labels[t][tr], len(labels_for(t))).to(device) if preset.class_weighted else None),
         ignore_index=-1, label_smoothing=preset.label_smoothing) for t in preset.tasks}
 
+    soft = {t: soft_target_matrix(cc, t, labels[t]) for t in preset.tasks} if preset.soft_targets else {}
+    soft = {t: m for t, m in soft.items() if m is not None}
+    if preset.soft_targets and not soft:
+        log(f"note: preset {preset.name} asks for soft targets but {cc.root} has none; "
+            f"training on hard labels (write them with `salface cache targets`)")
+
     history: list[dict[str, Any]] = []
     start, best_score, best_epoch = 0, -1.0, -1
     if resume and state_p.exists():
@@ -291,7 +297,12 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
             for t in preset.tasks:
                 y = torch.from_numpy(labels[t][idx]).to(device)
                 if (y >= 0).any():
-                    loss = loss + losses[t](outs[t], y)
+                    if t in soft:
+                        v = y >= 0
+                        target = torch.from_numpy(soft[t][idx]).to(device)
+                        loss = loss + losses[t](outs[t][v], target[v])
+                    else:
+                        loss = loss + losses[t](outs[t], y)
                     with torch.no_grad():
                         v = y >= 0
                         correct[t] += int((outs[t].argmax(1)[v] == y[v]).sum())
@@ -331,6 +342,19 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
             + ", ".join(f"val {t} {row.get(f'val_{t}_accuracy', float('nan')):.4f}" for t in preset.tasks)
             + f" ({train_time:.0f}s train)")
     return TrainResult(out, best_epoch, best_score, history, config)
+
+
+def soft_target_matrix(cache: CropCache, task: str, labels: np.ndarray) -> np.ndarray | None:
+    """Per-sample training targets for ``task`` from the cache's label distributions: the
+    distribution where the cache has one, a one-hot of the hard label where it has none (all-zero
+    row), ``None`` when the cache has no distributions for the task."""
+    dist = cache.soft_targets(task)
+    if dist is None:
+        return None
+    out = np.array(dist, np.float32, copy=True)
+    empty = (out.sum(1) <= 0) & (labels >= 0)
+    out[np.flatnonzero(empty), labels[empty]] = 1.0
+    return out
 
 
 def _to_input(crops, maps, config, device):

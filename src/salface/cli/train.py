@@ -34,14 +34,16 @@ def register(app: typer.Typer) -> None:
         align: bool = typer.Option(False, "--align/--no-align", help="Rotate crops so the eyes are level."),
     ) -> None:
         """Detect and crop every sample of a split file once into a cache folder."""
-        from ..cache import build_crop_cache, samples_from_split_file
+        from ..cache import build_crop_cache, samples_from_split_file, write_soft_targets
 
         samples, names = samples_from_split_file(split_file)
         kw = {"model_path": str(detector_model)} if detector_model else {}
         cc = build_crop_cache(samples, out, size=size, margin=margin, detector=detector, color=color,
                               tasks=tuple(t for t in tasks.split(",") if t) or None, splits=names,
                               align=align, detector_kwargs=kw)
-        typer.echo(f"{out}: {len(cc)} crops, detection rate {cc.meta['detection_rate']:.4f}")
+        soft = write_soft_targets(out, samples)
+        typer.echo(f"{out}: {len(cc)} crops, detection rate {cc.meta['detection_rate']:.4f}"
+                   + "".join(f", {n} {t} label distributions" for t, n in soft.items()))
 
     @cache_app.command("saliency")
     def cache_saliency(
@@ -64,6 +66,17 @@ def register(app: typer.Typer) -> None:
         from ..cache import apply_split_file
 
         typer.echo(json.dumps(apply_split_file(cache, split_file)))
+
+    @cache_app.command("targets")
+    def cache_targets(
+        cache: Path = typer.Argument(..., help="Crop cache folder."),
+        split_file: Path = typer.Option(..., "--split-file", help="Split file the cache was built from."),
+    ) -> None:
+        """(Re)write a cache's label distributions (FER+ votes) from its split file, without recropping."""
+        from ..cache import samples_from_split_file, write_soft_targets
+
+        samples, _ = samples_from_split_file(split_file)
+        typer.echo(json.dumps(write_soft_targets(cache, samples)))
 
     @app.command("train")
     def train_cmd(

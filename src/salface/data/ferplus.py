@@ -47,6 +47,22 @@ _VOTE_INDEX = tuple(None if FERPLUS_TO_EXPRESSION[v] is None else EXPRESSIONS.in
                     for v in FERPLUS_VOTE_ORDER)
 
 
+def ferplus_vote_distribution(votes: list[int] | tuple[int, ...]) -> list[float] | None:
+    """The annotators' votes as a distribution over our 7 expression classes (in the order of
+    :data:`salface.labels.EXPRESSIONS`): contempt, unknown and NF votes are dropped and the rest
+    renormalised to sum to 1. ``None`` when no vote falls on the seven classes."""
+    if len(votes) != len(FERPLUS_VOTE_ORDER):
+        raise ValueError(f"expected {len(FERPLUS_VOTE_ORDER)} votes, got {len(votes)}")
+    dist = [0.0] * len(EXPRESSIONS)
+    for v, j in zip(votes, _VOTE_INDEX):
+        if j is not None:
+            dist[j] += float(v)
+    total = sum(dist)
+    if total <= 0:
+        return None
+    return [d / total for d in dist]
+
+
 def ferplus_majority(votes: list[int] | tuple[int, ...], *, include_ties: bool = False
                      ) -> tuple[int | None, str]:
     """Apply the label rule to one row of 10 votes.
