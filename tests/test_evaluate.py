@@ -88,6 +88,12 @@ def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
     assert cfg.name == "toy-expr" and cfg.color == "gray"
     entry = json.loads((tmp_path / "bundled" / "manifest.json").read_text())["models"]["toy-expr"]
     assert entry["metrics"]["expression"]["accuracy"] == round(res["expression"]["accuracy"], 4)
+    assert cfg.extra["tta_flip"] is False
+    # evaluated with flip TTA → shipped with it, so inference matches the reported numbers
+    evaluate_run(tmp_path / "run", split="test", tta=True, out_dir=tmp_path / "bench_tta", threads=1)
+    ship_run(tmp_path / "run", name="toy-expr-tta", report=tmp_path / "bench_tta" / "run_test.json",
+             data="5 FER+ test images", license="test", command="test", directory=tmp_path / "bundled")
+    assert load_classifier("toy-expr-tta", directory=str(tmp_path / "bundled"))[1].extra["tta_flip"] is True
 
 
 def test_evaluate_pipeline_counts_missed_faces():

@@ -151,3 +151,30 @@ def test_missing_default_model_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path))  # an empty bundle
     with pytest.raises(MissingModelError, match="default-age-gender"):
         Analyzer(detector="whole", tasks=("age",))
+
+
+def test_flip_tta_follows_the_model_config(astronaut):
+    """A hand-built 'classifier' whose first logit is (left half − right half) of the input: a mirror
+    negates it, so flip TTA averages it to exactly 0 (uniform probabilities); without TTA it is not."""
+    import torch
+
+    from salface.labels import EXPRESSIONS
+    from salface.models.config import ClassifierConfig
+    from salface.pipeline import _Group
+
+    class LeftMinusRight(torch.nn.Module):
+        def forward(self, x):
+            w = x.shape[3] // 2
+            d = x[..., :w].mean(dim=(1, 2, 3)) - x[..., w:].mean(dim=(1, 2, 3))
+            return {"expression": torch.stack([d * 50] + [torch.zeros_like(d)] * 6, dim=1)}
+
+    def probs(tta):
+        cfg = ClassifierConfig(name="lmr", backbone="mobilenet_v2", tasks=("expression",), input_size=64,
+                               saliency="none", extra={"tta_flip": tta})
+        an = Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None)
+        an.groups = [_Group(model=LeftMinusRight(), config=cfg, tasks=("expression",), saliency=None)]
+        p = next(an.analyze_batch([astronaut])).faces[0].expression.probabilities
+        return np.array([p[e] for e in EXPRESSIONS])
+
+    assert np.allclose(probs(True), 1 / 7, atol=1e-6)
+    assert abs(probs(False)[0] - 1 / 7) > 0.01

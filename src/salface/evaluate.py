@@ -362,7 +362,9 @@ def ship_run(run_dir: str | Path, *, name: str, report: str | Path, data: str, l
     metrics = compact_metrics(rep["results"])
     metrics["split"] = rep.get("extra", {}).get("split", "")
     metrics["report_commit"] = rep.get("commit", "")
-    cfg = replace(config, name=name).to_dict()
+    # the shipped model runs as it was evaluated: with flip TTA if the report used it
+    tta = bool(rep.get("extra", {}).get("flip TTA", False))
+    cfg = replace(config, name=name, extra={**config.extra, "tta_flip": tta}).to_dict()
     return register_bundled(name, model.state_dict(), kind="classifier", config=cfg, metrics=metrics,
                             data=data, license=license, command=command,
                             directory=str(directory) if directory else None)

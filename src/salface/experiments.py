@@ -98,7 +98,7 @@ class Settings:
     runs_dir: Path = Path("runs/experiments")
     out_dir: Path = Path("docs/experiments")
     utk_cache: Path = Path("cache/crops/utkface-96-rgb")
-    fer_cache: Path = Path("cache/crops/ferplus-64-gray")
+    fer_cache: Path = Path("cache/crops/ferplus-96-gray")
     cache_dir: Path = Path("cache/crops")  # where the Adience / AffectNet protocol caches are built
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int | None = None          # None: the experiment's default for the dataset

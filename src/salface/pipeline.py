@@ -199,6 +199,9 @@ class Analyzer:
             x = to_input_tensor(pixels, maps, cfg, self.device)
             with torch.inference_mode():
                 out = g.model(x)
+                if cfg.extra.get("tta_flip"):  # the model was evaluated (and shipped) with flip TTA
+                    flipped = g.model(torch.flip(x, dims=[3]))
+                    out = {t: (out[t] + flipped[t]) / 2 for t in out}
             for t in g.tasks:
                 probs = torch.softmax(out[t].float(), dim=1).cpu().numpy()
                 names = g.config.labels[t]

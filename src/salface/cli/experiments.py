@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         runs_dir: Path = typer.Option(Path("runs/experiments"), "--runs-dir", help="Where the training runs go (finished runs are reused)."),
         out: Path = typer.Option(Path("docs/experiments"), "--out", help="Where the reports (JSON, Markdown, PNG) go."),
         utk_cache: Path = typer.Option(Path("cache/crops/utkface-96-rgb"), "--utk-cache", help="UTKFace crop cache (`salface cache crops`)."),
-        fer_cache: Path = typer.Option(Path("cache/crops/ferplus-64-gray"), "--fer-cache", help="FER+ crop cache."),
+        fer_cache: Path = typer.Option(Path("cache/crops/ferplus-96-gray"), "--fer-cache", help="FER+ crop cache."),
         cache_dir: Path = typer.Option(Path("cache/crops"), "--cache-dir", help="Where the Adience / AffectNet caches are built."),
         seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (ratio sweep and backbones use the first)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per run (default: 5 UTKFace, 6 FER+; the preset's for the protocols)."),
