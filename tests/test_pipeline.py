@@ -178,3 +178,13 @@ def test_flip_tta_follows_the_model_config(astronaut):
 
     assert np.allclose(probs(True), 1 / 7, atol=1e-6)
     assert abs(probs(False)[0] - 1 / 7) > 0.01
+
+
+def test_keep_images_attaches_the_decoded_pixels(files):
+    an = Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None, keep_images=True)
+    by = {r.source.split("/")[-1]: r for r in an.analyze_batch(files)}
+    assert np.array_equal(by["a_astronaut.png"].image, np.asarray(Image.open(files[0]).convert("RGB")))
+    assert by["b_corrupt.jpg"].image is None and by["b_corrupt.jpg"].error
+    assert "image" not in by["a_astronaut.png"].to_dict()
+    plain = Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None)
+    assert next(plain.analyze_batch(files[:1])).image is None

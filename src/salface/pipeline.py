@@ -99,6 +99,9 @@ class Analyzer:
         Overrides the reweighted ratio (same caveat); ``None`` keeps each model's own.
     return_saliency:
         Attach the crop and its saliency map to each :class:`FaceResult`.
+    keep_images:
+        Attach the decoded pixels to each :class:`ImageResult` (``image``), so a caller can draw on
+        them without decoding the file again.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class Analyzer:
         device: str = "cpu",
         batch_size: int = 64,
         return_saliency: bool = False,
+        keep_images: bool = False,
         max_faces: int | None = None,
         detector_options: dict[str, Any] | None = None,
     ) -> None:
@@ -126,6 +130,7 @@ class Analyzer:
         self.tasks = tuple(tasks)
         self.batch_size = batch_size
         self.return_saliency = return_saliency
+        self.keep_images = keep_images
         self.max_faces = max_faces
         self.ratio_override = ratio
         self._saliency_models: dict[str, SaliencyModel] = {}
@@ -272,11 +277,11 @@ class Analyzer:
 
     __call__ = analyze
 
-    @staticmethod
-    def _result(p: _Pending) -> ImageResult:
+    def _result(self, p: _Pending) -> ImageResult:
         if p.error is not None:
             return ImageResult(source=p.source, width=p.width, height=p.height, faces=[], error=p.error)
-        return ImageResult(source=p.source, width=p.width, height=p.height, faces=list(p.results))
+        return ImageResult(source=p.source, width=p.width, height=p.height, faces=list(p.results),
+                           image=p.image if self.keep_images else None)
 
 
 _DEFAULT: Analyzer | None = None

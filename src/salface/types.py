@@ -170,6 +170,9 @@ class ImageResult:
     height: int = 0
     faces: list[FaceResult] = field(default_factory=list)
     error: str | None = None
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The decoded RGB pixels (``(H, W, 3)`` uint8) when the analyzer was asked to keep them
+    (``keep_images=True``), e.g. to draw on them; never part of :meth:`to_dict`."""
 
     @property
     def ok(self) -> bool:

@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         Exit code 0: every file was read; 1: at least one file failed (its error is in the
         output, the other files' results are kept); 2: usage or model problems.
         """
-        from ..io import ImageError, iter_image_paths, load_image
+        from ..io import ImageError, iter_image_paths
         from ..models.weights import MissingModelError
         from ..pipeline import Analyzer
         from ..viz import annotate, save_rgb, saliency_triplet
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
             analyzer = Analyzer(detector=detector, model=None if detect_only else model,
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
                                 batch_size=batch_size, return_saliency=want_maps,
-                                max_faces=max_faces)
+                                keep_images=annotate_dir is not None, max_faces=max_faces)
         except MissingModelError as exc:
             from ..models.registry import DEFAULT_MODELS, list_classifiers
 
@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
                         stem = Path(res.source).stem
                         if annotate_dir is not None:
                             save_rgb(annotate_dir / f"{stem}.jpg",
-                                     annotate(load_image(res.source), res.faces))
+                                     annotate(res.image, res.faces))
                         if want_maps:
                             r = ratio if ratio is not None else (
                                 analyzer.groups[0].config.ratio if analyzer.groups else 0.3)
