@@ -147,6 +147,14 @@ def test_preset_and_cache_must_agree(tiny_cache, tmp_path):
     with pytest.raises(ValueError, match="px"):
         train("default-expression", tiny_cache, out_dir=tmp_path / "x", saliency="none",
               pretrained=False, progress=False)
+    with pytest.raises(ValueError, match="has labels for"):
+        train("default", tiny_cache, out_dir=tmp_path / "y", tasks=("gender",), progress=False)
+
+
+def test_single_task_variant_of_a_family():
+    both, one = get_preset("default", ("age", "gender")), get_preset("default", ("gender",))
+    assert one.tasks == ("gender",)
+    assert one.with_overrides(tasks=both.tasks, name=both.name) == both   # same recipe, fewer heads
 
 
 @pytest.mark.parametrize("cmd", [["train"], ["evaluate"], ["ship"], ["cache", "crops"],

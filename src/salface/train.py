@@ -192,16 +192,23 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
           batch_size: int | None = None, lr: float | None = None, max_steps: int | None = None,
           max_eval: int | None = None, threads: int | None = None, progress: bool = True,
           pretrained: bool | None = None, stop_after: int | None = None,
+          tasks: tuple[str, ...] | None = None,
           log: Callable[[str], None] = print) -> TrainResult:
     """Train ``preset`` on ``cache``'s train split, selecting the epoch on its val split.
 
     ``saliency``/``ratio`` override the preset's (``"none"`` trains without reweighting).
     ``max_steps`` (batches per epoch) and ``max_eval`` (val samples) shrink a run for tests.
     ``stop_after`` ends the call after that many epochs in all (the schedule still spans
-    ``epochs``), leaving a run to continue later with ``resume=True``.
+    ``epochs``), leaving a run to continue later with ``resume=True``. ``tasks`` trains only
+    some of the cache's tasks (a preset family name then resolves to the recipe with fewer heads).
     """
     cc = cache if isinstance(cache, CropCache) else open_crop_cache(cache)
-    preset = get_preset(preset_or_name, cc.tasks) if isinstance(preset_or_name, str) else preset_or_name
+    if tasks is not None:
+        missing = [t for t in tasks if t not in cc.tasks]
+        if missing or not tasks:
+            raise ValueError(f"tasks {list(tasks)}: the cache {cc.root} has labels for {list(cc.tasks)}")
+    preset = (get_preset(preset_or_name, tuple(tasks or cc.tasks)) if isinstance(preset_or_name, str)
+              else preset_or_name)
     preset = preset.with_overrides(epochs=epochs, batch_size=batch_size, lr=lr, saliency=saliency,
                                    ratio=ratio, pretrained=pretrained)
     out = Path(out_dir)
