@@ -1,10 +1,16 @@
 """Time the inference pipeline per stage on the CPU: load, detect, crop, saliency, classify.
 
     python benchmarks/bench_pipeline.py [--images DIR] [--limit 256] [--batch-size 64] [--threads N]
+                                        [--backend torch|onnx]
 
 Images default to the first ``--limit`` UTKFace files in ``../shared/data/utkface`` (200 × 200, one
 face each, sorted by name) plus the scikit-image astronaut. Writes JSON to
-``docs/benchmarks/pipeline_speed.json`` and prints a Markdown table.
+``docs/benchmarks/pipeline_speed.json`` (``pipeline_speed_onnx.json`` with ``--backend onnx``) and
+prints a Markdown table.
+
+``--backend onnx`` runs the classifiers and ML-Net through ONNX Runtime (``pip install
+salface[onnx]``), with as many intra-op threads as torch uses; they are exported to the salface
+cache first if needed, before anything is timed. It times shipped classifiers only.
 
 Each stage runs over the whole set, batched as the Analyzer batches it, after one warm-up batch.
 When a shipped classifier is missing, the classify stage times the same architecture built from
@@ -52,8 +58,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--saliency", default="mlnet")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "pipeline_speed.json")
+    ap.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                    help="run the classifiers and ML-Net in PyTorch or ONNX Runtime")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON output (default docs/benchmarks/pipeline_speed[_onnx].json)")
     args = ap.parse_args()
+    if args.out is None:
+        suffix = "_onnx" if args.backend == "onnx" else ""
+        args.out = ROOT / "docs" / "benchmarks" / f"pipeline_speed{suffix}.json"
 
     import torch
 
@@ -94,9 +106,16 @@ def main() -> None:
     models = []
     for name in dict.fromkeys(DEFAULT_MODELS.values()):
         try:
-            net, cfg = load_classifier(name)
+            if args.backend == "onnx":
+                from salface.models.onnx import load_classifier_onnx
+
+                net, cfg = load_classifier_onnx(name)
+            else:
+                net, cfg = load_classifier(name)
             note = "shipped weights"
         except MissingModelError:
+            if args.backend == "onnx":
+                raise SystemExit(f"{name} is not shipped: --backend onnx times shipped models only")
             # not shipped yet: time the same architecture from its training preset (the speed does
             # not depend on the weight values; nothing is predicted)
             from salface.models.backbones import build_classifier
@@ -120,6 +139,10 @@ def main() -> None:
     t_crop = t_sal = t_cls = 0.0
     bs = args.batch_size
     sal = get_saliency(args.saliency)
+    if args.backend == "onnx":
+        from salface.models.onnx import onnx_saliency
+
+        sal = onnx_saliency(sal)  # ML-Net through ONNX Runtime; other models unchanged
     for name, net, cfg, note in models or [(None, None, None, None)]:
         size = cfg.input_size if cfg else 112
         margin = cfg.margin if cfg else 0.3
@@ -159,13 +182,17 @@ def main() -> None:
         "images": n_img, "faces": n_faces, "batch_size": bs,
         "models": [{"name": n, "backbone": c.backbone, "input_size": c.input_size, "weights": note}
                    for n, _, c, note in models],
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "backend": args.backend, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "cpu": _cpu(), "cores": __import__("os").cpu_count(), "commit": _commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "command": "python benchmarks/bench_pipeline.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("images", "out")),
         "data": f"first {args.limit} files of {args.images.name} (sorted) + skimage astronaut",
     })
+    if args.backend == "onnx":
+        import onnxruntime
+
+        results["onnxruntime"] = onnxruntime.__version__
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"| stage | s | images/s | faces/s |\n|---|---|---|---|")

@@ -49,6 +49,19 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+def _check_backend(backend: str, device: str) -> str:
+    """``backend`` after checking it is known, and that ONNX Runtime is installed for "onnx"."""
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+    if backend == "onnx":
+        from .models.onnx import require
+
+        if device not in ("cpu", "auto"):
+            raise ValueError(f"backend 'onnx' runs on the CPU only; got device {device!r}")
+        require("onnxruntime")
+    return backend
+
+
 @dataclass
 class _Group:
     """One loaded classifier and the tasks it answers."""
@@ -102,6 +115,11 @@ class Analyzer:
     keep_images:
         Attach the decoded pixels to each :class:`ImageResult` (``image``), so a caller can draw on
         them without decoding the file again.
+    backend:
+        ``"torch"`` (default) runs the networks in PyTorch; ``"onnx"`` runs the classifiers and
+        ML-Net (when it is the saliency model named) through ONNX Runtime on the CPU (``device``
+        ``"cpu"`` or ``"auto"``), exporting them to the cache on first use
+        (:mod:`salface.models.onnx`; ``pip install salface[onnx]``).
     """
 
     def __init__(
@@ -118,13 +136,15 @@ class Analyzer:
         keep_images: bool = False,
         max_faces: int | None = None,
         detector_options: dict[str, Any] | None = None,
+        backend: str = "torch",
     ) -> None:
         for t in tasks:
             if t not in TASKS:
                 raise ValueError(f"unknown task {t!r}; expected some of {list(TASKS)}")
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.device = _resolve_device(device)
+        self.backend = _check_backend(backend, device)
+        self.device = "cpu" if backend == "onnx" else _resolve_device(device)
         self.detector = detector if isinstance(detector, Detector) else get_detector(
             detector, **(detector_options or {}))
         self.tasks = tuple(tasks)
@@ -145,11 +165,26 @@ class Analyzer:
         if isinstance(spec, SaliencyModel):
             return spec
         if spec not in self._saliency_models:
-            self._saliency_models[spec] = get_saliency(spec, device=self.device)
+            model = get_saliency(spec, device=self.device)
+            if self.backend == "onnx":
+                from .models.onnx import onnx_saliency
+
+                model = onnx_saliency(model)
+            self._saliency_models[spec] = model
         return self._saliency_models[spec]
 
+    def _load_classifier(self, name: str) -> tuple[Any, Any]:
+        """``(network, config)`` of bundled classifier ``name`` for this Analyzer's backend."""
+        if self.backend == "onnx":
+            from .models.onnx import load_classifier_onnx
+
+            return load_classifier_onnx(name)
+        from .models.registry import load_classifier
+
+        return load_classifier(name, device=self.device)
+
     def _load_groups(self, model: str) -> list[_Group]:
-        from .models.registry import DEFAULT_MODELS, load_classifier
+        from .models.registry import DEFAULT_MODELS
 
         if model == "default":
             names: dict[str, list[str]] = {}
@@ -159,7 +194,7 @@ class Analyzer:
             names = {model: list(self.tasks)}
         groups = []
         for name, wanted in names.items():
-            net, cfg = load_classifier(name, device=self.device)
+            net, cfg = self._load_classifier(name)
             tasks = tuple(t for t in wanted if t in cfg.tasks)
             if not tasks:
                 raise ValueError(f"model {name!r} answers {list(cfg.tasks)}, none of {wanted}")
@@ -202,6 +237,7 @@ class Analyzer:
             if self.ratio_override is not None:
                 cfg = replace(cfg, ratio=self.ratio_override)
             x = to_input_tensor(pixels, maps, cfg, self.device)
+            # g.model: a torch module, or an OnnxModel taking the same tensor (backend="onnx")
             with torch.inference_mode():
                 out = g.model(x)
                 if cfg.extra.get("tta_flip"):  # the model was evaluated (and shipped) with flip TTA

@@ -1,4 +1,5 @@
-"""``salface models`` (what is known, installed and intact) and ``salface fetch`` (install a file)."""
+"""``salface models`` (what is known, installed and intact), ``salface models export-onnx`` (an
+ONNX copy of a bundled model) and ``salface fetch`` (install a file)."""
 
 from __future__ import annotations
 
@@ -64,11 +65,17 @@ _STYLE = {"ok": "green", "installed": "green", "mismatch": "bold red", "missing"
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("models")
+    models_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    app.add_typer(models_app, name="models")
+
+    @models_app.callback()
     def models_cmd(
+        ctx: typer.Context,
         as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
     ) -> None:
         """List every known model: bundled weights (SHA-256 checked now) and downloadable files."""
+        if ctx.invoked_subcommand is not None:
+            return
         try:
             rows = model_rows()
         except RuntimeError as exc:  # unreadable manifest
@@ -90,6 +97,26 @@ def register(app: typer.Typer) -> None:
             Console().print(f"bundled: {W.bundled_dir()}\ncache:   {W.cache_dir()}")
         if any(r["status"] == "mismatch" for r in rows):
             raise typer.Exit(1)
+
+    @models_app.command("export-onnx")
+    def export_onnx_cmd(
+        name: str = typer.Argument(..., help="A bundled classifier or saliency model "
+                                             "(see `salface models`)."),
+        out: Optional[Path] = typer.Option(
+            None, "--out", help="Write the .onnx file here (its .json beside it) instead of the "
+                                "cache, where `--backend onnx` looks for it."),
+        force: bool = typer.Option(False, "--force", help="Export again even if an intact export "
+                                                          "of the same weights exists."),
+    ) -> None:
+        """Export a bundled model to ONNX (dynamic batch; one output per task) for ONNX Runtime."""
+        from ..models.onnx import export_onnx
+
+        try:
+            path = export_onnx(name, out, force=force)
+        except (W.ChecksumError, W.MissingModelError, ImportError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1)
+        typer.echo(f"{name}: {path}")
 
     @app.command("fetch")
     def fetch_cmd(
