@@ -1,7 +1,7 @@
 """Time the inference pipeline per stage on the CPU: load, detect, crop, saliency, classify.
 
     python benchmarks/bench_pipeline.py [--images DIR] [--limit 256] [--batch-size 64] [--threads N]
-                                        [--backend torch|onnx]
+                                        [--backend torch|onnx] [--repeats 3]
 
 Images default to the first ``--limit`` UTKFace files in ``../shared/data/utkface`` (200 × 200, one
 face each, sorted by name) plus the scikit-image astronaut. Writes JSON to
@@ -12,7 +12,10 @@ prints a Markdown table.
 salface[onnx]``), with as many intra-op threads as torch uses; they are exported to the salface
 cache first if needed, before anything is timed. It times shipped classifiers only.
 
-Each stage runs over the whole set, batched as the Analyzer batches it, after one warm-up batch.
+Each stage runs over the whole set, batched as the Analyzer batches it, after one warm-up batch;
+detect … classify are timed ``--repeats`` times and each stage's median is reported (the machine is
+a shared VM: single passes vary by ±20 %). Models shipped with flip TTA are timed with both passes,
+as the Analyzer runs them.
 When a shipped classifier is missing, the classify stage times the same architecture built from
 its config with untrained weights and says so (the timing does not depend on the weight values;
 nothing is predicted).
@@ -60,6 +63,8 @@ def main() -> None:
     ap.add_argument("--saliency", default="mlnet")
     ap.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                     help="run the classifiers and ML-Net in PyTorch or ONNX Runtime")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="time detect..classify this many times and report each stage's median")
     ap.add_argument("--out", type=Path, default=None,
                     help="JSON output (default docs/benchmarks/pipeline_speed[_onnx].json)")
     args = ap.parse_args()
@@ -96,9 +101,7 @@ def main() -> None:
 
     det = get_detector("yunet")
     det.detect(images[0])
-    t0 = time.perf_counter()
     faces = [det.detect(im) for im in images]
-    t_det = time.perf_counter() - t0
     pairs = [(im, f) for im, fs in zip(images, faces) for f in fs]
     n_faces = len(pairs)
 
@@ -136,39 +139,54 @@ def main() -> None:
             note = "not shipped yet: untrained weights of the same architecture, timing only"
         models.append((name, net, cfg, note))
 
-    t_crop = t_sal = t_cls = 0.0
     bs = args.batch_size
     sal = get_saliency(args.saliency)
     if args.backend == "onnx":
         from salface.models.onnx import onnx_saliency
 
         sal = onnx_saliency(sal)  # ML-Net through ONNX Runtime; other models unchanged
-    for name, net, cfg, note in models or [(None, None, None, None)]:
-        size = cfg.input_size if cfg else 112
-        margin = cfg.margin if cfg else 0.3
-        # warm-up: one untimed batch through every stage (allocator, oneDNN kernel selection)
-        warm = np.stack([crop_face(im, f, size=size, margin=margin).pixels for im, f in pairs[:bs]])
-        if cfg is not None:
-            warm = prepare_crops(warm, cfg)
-        warm_maps = sal(warm)
-        if net is not None:
-            with torch.inference_mode():
-                net(to_input_tensor(warm, warm_maps, cfg, "cpu"))
-        for start in range(0, n_faces, bs):
-            chunk = pairs[start:start + bs]
-            t0 = time.perf_counter()
-            crops = np.stack([crop_face(im, f, size=size, margin=margin).pixels for im, f in chunk])
+
+    def classify(net, x, cfg):
+        with torch.inference_mode():
+            out = net(x)
+            if cfg.extra.get("tta_flip"):  # as the pipeline does for models shipped with flip TTA
+                net(torch.flip(x, dims=[3]))
+        return out
+
+    def measure() -> tuple[float, float, float, float]:
+        t0 = time.perf_counter()
+        for im in images:
+            det.detect(im)
+        t_det = time.perf_counter() - t0
+        t_crop = t_sal = t_cls = 0.0
+        for name, net, cfg, note in models or [(None, None, None, None)]:
+            size = cfg.input_size if cfg else 112
+            margin = cfg.margin if cfg else 0.3
+            # warm-up: one untimed batch through every stage (allocator, oneDNN kernel selection)
+            warm = np.stack([crop_face(im, f, size=size, margin=margin).pixels for im, f in pairs[:bs]])
             if cfg is not None:
-                crops = prepare_crops(crops, cfg)
-            t_crop += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            maps = sal(crops)
-            t_sal += time.perf_counter() - t0
+                warm = prepare_crops(warm, cfg)
+            warm_maps = sal(warm)
             if net is not None:
+                classify(net, to_input_tensor(warm, warm_maps, cfg, "cpu"), cfg)
+            for start in range(0, n_faces, bs):
+                chunk = pairs[start:start + bs]
                 t0 = time.perf_counter()
-                with torch.inference_mode():
-                    net(to_input_tensor(crops, maps, cfg, "cpu"))
-                t_cls += time.perf_counter() - t0
+                crops = np.stack([crop_face(im, f, size=size, margin=margin).pixels for im, f in chunk])
+                if cfg is not None:
+                    crops = prepare_crops(crops, cfg)
+                t_crop += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                maps = sal(crops)
+                t_sal += time.perf_counter() - t0
+                if net is not None:
+                    t0 = time.perf_counter()
+                    classify(net, to_input_tensor(crops, maps, cfg, "cpu"), cfg)
+                    t_cls += time.perf_counter() - t0
+        return t_det, t_crop, t_sal, t_cls
+
+    runs = [measure() for _ in range(max(1, args.repeats))]
+    t_det, t_crop, t_sal, t_cls = (float(np.median(col)) for col in zip(*runs))
 
     def stage(seconds: float) -> dict:
         return {"seconds": round(seconds, 3), "images_per_s": round(n_img / seconds, 1) if seconds else None,
@@ -180,8 +198,10 @@ def main() -> None:
     results["stages"]["total"] = stage(total)
     results.update({
         "images": n_img, "faces": n_faces, "batch_size": bs,
-        "models": [{"name": n, "backbone": c.backbone, "input_size": c.input_size, "weights": note}
+        "models": [{"name": n, "backbone": c.backbone, "input_size": c.input_size,
+                    "flip_tta": bool(c.extra.get("tta_flip")), "weights": note}
                    for n, _, c, note in models],
+        "repeats": len(runs), "statistic": "median over repeats, per stage (load: once)",
         "backend": args.backend, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "cpu": _cpu(), "cores": __import__("os").cpu_count(), "commit": _commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
