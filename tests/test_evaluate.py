@@ -62,6 +62,25 @@ def test_report_files(tmp_path):
     assert "| a | 80.00 % | 50.00 % | 100.00 % |" in cmp
 
 
+def test_per_image_round_trip_and_paired_comparison(tmp_path):
+    from salface.evaluate import read_per_image
+
+    # base right on 8 of 10, candidate on 5
+    base = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
+    cand = np.array([1, 1, 1, 0, 0, 0, 0, 1, 1, 0], bool)   # n01 (base wrong, cand right) = 1, n10 = 4
+    y = np.zeros(10, int)
+    r_base = {"gender": task_metrics("gender", y, np.where(base, 0, 1))}
+    r_cand = {"gender": task_metrics("gender", y, np.where(cand, 0, 1))}
+    write_report(tmp_path, "b", r_base, stem="base", per_image={"gender": base})
+    assert np.array_equal(read_per_image(tmp_path / "base.json")["gender"], base)
+    md = write_comparison([("base", r_base), ("cand", r_cand)], tmp_path, stem="pair",
+                          per_image=[{"gender": base}, {"gender": cand}]).read_text()
+    # exact McNemar on 1 vs 4 discordant pairs: p = 2·P(X ≤ 1 | n = 5, ½) = 2·6/32 = 0.375
+    assert "| cand | gender | -30.00 pts | 1 | 4 | 0.375 |" in md
+    paired = json.loads((tmp_path / "pair.json").read_text())["_paired_vs_base"]["cand"]["gender"]
+    assert paired["mcnemar_exact"]["p_value"] == pytest.approx(0.375)
+
+
 def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
     from salface import presets
     from salface.cache import build_crop_cache

@@ -245,8 +245,13 @@ def markdown_report(title: str, results: dict[str, dict[str, Any]], *, command: 
 
 def write_report(out_dir: str | Path, title: str, results: dict[str, dict[str, Any]], *,
                  command: str = "", extra: dict[str, Any] | None = None,
-                 history: Sequence[dict[str, Any]] | None = None, stem: str = "report") -> Path:
-    """Write ``<stem>.json``, ``<stem>.md``, one confusion PNG per task and the training curves."""
+                 history: Sequence[dict[str, Any]] | None = None, stem: str = "report",
+                 per_image: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``<stem>.json``, ``<stem>.md``, one confusion PNG per task and the training curves.
+
+    ``per_image`` (``{task: bool array}``, whether each labelled image was classified correctly, in
+    split order) goes into the JSON as ``"per_image_correct"`` strings of 0/1, so paired tests
+    between two reports on the same split can be recomputed from the committed files."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = {}
@@ -259,6 +264,9 @@ def write_report(out_dir: str | Path, title: str, results: dict[str, dict[str, A
     payload = {"title": title, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "commit": git_commit(), "machine": machine(), "command": command,
                "extra": extra or {}, "results": results}
+    if per_image:
+        payload["per_image_correct"] = {t: "".join("1" if v else "0" for v in np.asarray(c, bool))
+                                        for t, c in per_image.items()}
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=1))
     md = out / f"{stem}.md"
     md.write_text(markdown_report(title, results, command=command, extra=extra, images=images))
@@ -290,7 +298,14 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
     maps = np.asarray(cc.saliency(config.saliency)[idx]) if config.saliency != "none" else None
     labels = {t: cc.task_labels(t)[idx] for t in config.tasks}
     use_tta = preset.tta_flip if tta is None else tta
-    results = evaluate_arrays(model, config, crops, maps, labels, tta_flip=use_tta)
+    probs = predict_arrays(model, config, crops, maps, tta_flip=use_tta)
+    results, correct = {}, {}
+    for t in probs:
+        y = np.asarray(labels.get(t, []))
+        if len(y) and (y >= 0).any():
+            pred = probs[t].argmax(1)
+            results[t] = task_metrics(t, y, pred)
+            correct[t] = (pred == y)[y >= 0]
     if not write:
         return results, None
     hist_p = run / "metrics.json"
@@ -306,13 +321,25 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
              "preset": preset.name, "saliency": f"{config.saliency} (r = {config.ratio})",
              "input": f"{config.input_size} px {config.color}", "flip TTA": use_tta}
     md = write_report(out_dir, f"{run.name} — {split}", results, command=command, extra=extra,
-                      history=history, stem=f"{run.name}_{split}")
+                      history=history, stem=f"{run.name}_{split}", per_image=correct)
     return results, md
 
 
+def read_per_image(report_json: str | Path) -> dict[str, np.ndarray]:
+    """The ``per_image_correct`` of a report written by :func:`write_report` (``{}`` if absent)."""
+    d = json.loads(Path(report_json).read_text())
+    return {t: np.frombuffer(v.encode(), np.uint8) == ord("1")
+            for t, v in d.get("per_image_correct", {}).items()}
+
+
 def write_comparison(results: Sequence[tuple[str, dict[str, Any]]], out_dir: str | Path, *,
-                     split: str = "test", command: str = "", stem: str | None = None) -> Path:
-    """A side-by-side Markdown + JSON table of several runs' ``{task: task_metrics}``."""
+                     split: str = "test", command: str = "", stem: str | None = None,
+                     per_image: Sequence[dict[str, np.ndarray]] | None = None) -> Path:
+    """A side-by-side Markdown + JSON table of several runs' ``{task: task_metrics}``.
+
+    With ``per_image`` (one ``{task: bool array}`` per run, same images in the same order), every
+    run after the first is compared with the first on each task by exact McNemar and a paired
+    bootstrap of the accuracy difference (:func:`salface.stats.compare_paired`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = stem or ("comparison_" + "_vs_".join(n for n, _ in results))[:120]
@@ -329,7 +356,28 @@ def write_comparison(results: Sequence[tuple[str, dict[str, Any]]], out_dir: str
         if "age" in tasks:
             cells.append(_pct(r["age"].get("one_off_accuracy")) if "age" in r else "–")
         lines.append("| " + " | ".join(cells) + " |")
-    (out / f"{stem}.json").write_text(json.dumps({n: r for n, r in results}, indent=1))
+    paired: dict[str, Any] = {}
+    if per_image and len(per_image) == len(results) and len(results) > 1:
+        from .stats import compare_paired
+
+        base_name, base = results[0][0], per_image[0]
+        lines += ["", f"Paired tests against `{base_name}` on the same {split} images (exact McNemar; "
+                      f"paired bootstrap of the accuracy difference, 10,000 resamples, 95 % interval):", "",
+                  "| run | task | difference | only this right | only base right | McNemar p | bootstrap 95 % CI |",
+                  "|---|---|---|---|---|---|---|"]
+        for (n, _), pi in zip(results[1:], per_image[1:]):
+            for t in tasks:
+                if t not in base or t not in pi or len(base[t]) != len(pi[t]):
+                    continue
+                c = compare_paired(base[t], pi[t])   # A = the base run, B = this run
+                paired.setdefault(n, {})[t] = c
+                mc, bs = c["mcnemar_exact"], c["bootstrap"]
+                lines.append(f"| {n} | {t} | {100 * bs['difference']:+.2f} pts | {mc['n01']} | {mc['n10']} | "
+                             f"{mc['p_value']:.3g} | [{100 * bs['ci_low']:+.2f}, {100 * bs['ci_high']:+.2f}] |")
+    payload: dict[str, Any] = {n: r for n, r in results}
+    if paired:
+        payload["_paired_vs_" + results[0][0]] = paired
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=1))
     p = out / f"{stem}.md"
     p.write_text("\n".join(lines) + "\n")
     return p

@@ -117,18 +117,20 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
     ) -> None:
         """Accuracy, per-class accuracy, age 1-off, confusion matrices, curves and a Markdown report."""
-        from ..evaluate import evaluate_run, write_comparison
+        from ..evaluate import evaluate_run, read_per_image, write_comparison
 
         cmd = _command_line()
-        results = []
+        results, per_image = [], []
         for run in runs:
             res, md = evaluate_run(run, split=split, which=which, tta=tta, out_dir=out, cache=cache,
                                    command=cmd, threads=threads)
             results.append((run.name, res))
+            per_image.append(read_per_image(md.with_suffix(".json")))
             typer.echo(f"{run.name}: " + ", ".join(f"{t} {m['accuracy']:.4f}" for t, m in res.items())
                        + f" → {md}")
         if len(results) > 1:
-            typer.echo(f"comparison → {write_comparison(results, out, split=split, command=cmd)}")
+            p = write_comparison(results, out, split=split, command=cmd, per_image=per_image)
+            typer.echo(f"comparison (paired tests against {results[0][0]}) → {p}")
 
     @app.command("evaluate-pipeline")
     def evaluate_pipeline_cmd(
