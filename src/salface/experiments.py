@@ -930,9 +930,11 @@ def fairness(s: Settings, run_dirs: Sequence[str | Path] = (), shipped: bool = T
         te = subset_index(cc, {"train": 0, "val": 0, "test": _limit(s.test_limit, None)})
         ensure_saliency(cc, cfg.saliency, s.log, s.progress, device)
         maps = np.asarray(cc.saliency(cfg.saliency)[te]) if cfg.saliency != "none" else None
-        probs = predict_arrays(net, cfg, np.asarray(cc.crops[te]), maps, device=device)
+        tta = bool(cfg.extra.get("tta_flip", False))   # as the model runs in `analyze`
+        probs = predict_arrays(net, cfg, np.asarray(cc.crops[te]), maps, tta_flip=tta, device=device)
         body += [f"## {label} ({cfg.backbone}, {cfg.input_size} px {cfg.color}, saliency {cfg.saliency} "
-                 f"r = {cfg.ratio})", "", f"Test split of `{cc.root.name}`: {len(te)} faces.", ""]
+                 f"r = {cfg.ratio}{', flip TTA' if tta else ''})", "",
+                 f"Test split of `{cc.root.name}`: {len(te)} faces.", ""]
         entry: dict[str, Any] = {}
         paths = cc.paths
         for t in cfg.tasks:
