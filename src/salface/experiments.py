@@ -844,7 +844,8 @@ def cam_experiment(s: Settings, run_dirs: Sequence[str | Path] | None = None, n_
                 a.set_xticks([])
                 a.set_yticks([])
             fig.suptitle(f"{cfg.backbone} — {t}", fontsize=8)
-            images.append(_savefig(fig, out / f"cam_{cfg.backbone}_{t}_{rd.name[-8:]}.png"))
+            tag = rd.name[-8:] if re.fullmatch(r".*-[0-9a-f]{8}", rd.name) else rd.name  # experiment runs: their hash
+            images.append(_savefig(fig, out / f"cam_{cfg.backbone}_{t}_{tag}.png"))
         payload["models"][rd.name] = {"backbone": cfg.backbone, "tasks": entry}
     body = rows + ["", "Share of the min–max normalised CAM's mass inside discs around the eyes, nose and "
                    "mouth (from the detector's landmarks; radii 0.25/0.25/0.35 × inter-ocular distance), "
