@@ -77,7 +77,7 @@ def main() -> None:
     from salface.crop import crop_face
     from salface.detect import get_detector
     from salface.io import load_image
-    from salface.models.preprocess import prepare_crops, to_input_tensor
+    from salface.models.preprocess import forward_logits, prepare_crops, to_input_tensor
     from salface.models.registry import DEFAULT_MODELS, load_classifier
     from salface.models.weights import MissingModelError, load_manifest
     from salface.saliency import get_saliency
@@ -147,11 +147,8 @@ def main() -> None:
         sal = onnx_saliency(sal)  # ML-Net through ONNX Runtime; other models unchanged
 
     def classify(net, x, cfg):
-        with torch.inference_mode():
-            out = net(x)
-            if cfg.extra.get("tta_flip"):  # as the pipeline does for models shipped with flip TTA
-                net(torch.flip(x, dims=[3]))
-        return out
+        with torch.inference_mode():  # both passes for models shipped with flip TTA, as analyze runs them
+            forward_logits(net, x, tta_flip=bool(cfg.extra.get("tta_flip")))
 
     def measure() -> tuple[float, float, float, float]:
         t0 = time.perf_counter()

@@ -108,7 +108,7 @@ def test_train_checkpoints_resume_and_is_repeatable(tiny_cache, tmp_path, monkey
 
 def test_soft_targets_written_and_trained_on(tiny_cache, tmp_path, monkeypatch):
     from salface import presets
-    from salface.cache import open_crop_cache, write_soft_targets
+    from salface.cache import CacheError, open_crop_cache, write_soft_targets
     from salface.train import soft_target_matrix
 
     cc = open_crop_cache(tiny_cache.root)
@@ -139,7 +139,7 @@ def test_soft_targets_written_and_trained_on(tiny_cache, tmp_path, monkeypatch):
     assert uniform.history[0]["train_loss"] > hard.history[0]["train_loss"] * 1.02
 
     bad = [Sample(cc.paths[0], {"expression": 0}, meta={"soft": {"expression": [1.0, -1.0]}})]
-    with pytest.raises(Exception, match="distribution"):
+    with pytest.raises(CacheError, match="distribution"):
         write_soft_targets(cc.root, bad)
 
 

@@ -446,6 +446,7 @@ def write_soft_targets(root: str | Path, samples: Iterable[Any]) -> dict[str, in
     get no file. Returns, per task, how many samples got one."""
     root = Path(root)
     cc = open_crop_cache(root)
+    samples = list(samples)  # read once per task
     pos = {p: i for i, p in enumerate(cc.paths)}
     counts: dict[str, int] = {}
     for task in cc.tasks:

@@ -89,12 +89,15 @@ def summarize_runs(results: Sequence[dict[str, Any]], keys: Sequence[str] = ("ac
 
 # ------------------------------------------------------------------------------------ prediction
 
+TTA_KEY = "flip TTA"
+"""The report field (``extra``) that records whether flip TTA was used; :func:`ship_run` reads it."""
+
 @torch.no_grad()
 def predict_arrays(model: torch.nn.Module, config, crops: np.ndarray, maps: np.ndarray | None, *,
                    batch_size: int = 256, tta_flip: bool = False, device: str = "cpu",
                    progress: bool = False) -> dict[str, np.ndarray]:
     """Softmax probabilities ``{task: (N, C)}`` for uint8 crops ``(N, S, S, 3)`` (+ maps)."""
-    from .models.preprocess import to_input_tensor
+    from .models.preprocess import forward_logits, to_input_tensor
 
     model.eval()
     outs: dict[str, list[np.ndarray]] = {}
@@ -107,10 +110,7 @@ def predict_arrays(model: torch.nn.Module, config, crops: np.ndarray, maps: np.n
         c = np.asarray(crops[i:i + batch_size])
         m = np.asarray(maps[i:i + batch_size]) if (use_maps and maps is not None) else None
         x = to_input_tensor(c, m, config, device)
-        logits = model(x)
-        if tta_flip:
-            lf = model(torch.flip(x, dims=[3]))
-            logits = {t: (logits[t] + lf[t]) / 2 for t in logits}
+        logits = forward_logits(model, x, tta_flip=tta_flip)
         for t, v in logits.items():
             outs.setdefault(t, []).append(torch.softmax(v.float(), dim=1).cpu().numpy())
     return {t: np.concatenate(v) for t, v in outs.items()}
@@ -319,7 +319,7 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
                                       f"from the dataset box",
              "weights": f"{which} ({chosen})",
              "preset": preset.name, "saliency": f"{config.saliency} (r = {config.ratio})",
-             "input": f"{config.input_size} px {config.color}", "flip TTA": use_tta}
+             "input": f"{config.input_size} px {config.color}", TTA_KEY: use_tta}
     md = write_report(out_dir, f"{run.name} — {split}", results, command=command, extra=extra,
                       history=history, stem=f"{run.name}_{split}", per_image=correct)
     return results, md
@@ -411,7 +411,7 @@ def ship_run(run_dir: str | Path, *, name: str, report: str | Path, data: str, l
     metrics["split"] = rep.get("extra", {}).get("split", "")
     metrics["report_commit"] = rep.get("commit", "")
     # the shipped model runs as it was evaluated: with flip TTA if the report used it
-    tta = bool(rep.get("extra", {}).get("flip TTA", False))
+    tta = bool(rep.get("extra", {}).get(TTA_KEY, False))
     cfg = replace(config, name=name, extra={**config.extra, "tta_flip": tta}).to_dict()
     return register_bundled(name, model.state_dict(), kind="classifier", config=cfg, metrics=metrics,
                             data=data, license=license, command=command,

@@ -221,7 +221,7 @@ class Analyzer:
 
     def _classify(self, items: list[tuple[_Pending, Face]]) -> list[FaceResult]:
         """Run every model over a batch of faces; returns one FaceResult per item."""
-        from .models.preprocess import prepare_crops, to_input_tensor
+        from .models.preprocess import forward_logits, prepare_crops, to_input_tensor
         import torch
 
         preds: list[dict[str, Prediction]] = [{} for _ in items]
@@ -237,12 +237,10 @@ class Analyzer:
             if self.ratio_override is not None:
                 cfg = replace(cfg, ratio=self.ratio_override)
             x = to_input_tensor(pixels, maps, cfg, self.device)
-            # g.model: a torch module, or an OnnxModel taking the same tensor (backend="onnx")
+            # g.model: a torch module, or an OnnxModel taking the same tensor (backend="onnx");
+            # flip TTA when the model was evaluated (and shipped) with it
             with torch.inference_mode():
-                out = g.model(x)
-                if cfg.extra.get("tta_flip"):  # the model was evaluated (and shipped) with flip TTA
-                    flipped = g.model(torch.flip(x, dims=[3]))
-                    out = {t: (out[t] + flipped[t]) / 2 for t in out}
+                out = forward_logits(g.model, x, tta_flip=bool(cfg.extra.get("tta_flip")))
             for t in g.tasks:
                 probs = torch.softmax(out[t].float(), dim=1).cpu().numpy()
                 names = g.config.labels[t]

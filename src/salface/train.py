@@ -303,15 +303,14 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
             loss = torch.zeros((), device=device)
             for t in preset.tasks:
                 y = torch.from_numpy(labels[t][idx]).to(device)
-                if (y >= 0).any():
-                    if t in soft:
-                        v = y >= 0
+                v = y >= 0
+                if v.any():
+                    if t in soft:  # distributions as targets (rows of unlabelled samples dropped)
                         target = torch.from_numpy(soft[t][idx]).to(device)
                         loss = loss + losses[t](outs[t][v], target[v])
                     else:
                         loss = loss + losses[t](outs[t], y)
                     with torch.no_grad():
-                        v = y >= 0
                         correct[t] += int((outs[t].argmax(1)[v] == y[v]).sum())
                         seen[t] += int(v.sum())
             opt.zero_grad(set_to_none=True)

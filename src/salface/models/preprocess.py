@@ -93,3 +93,15 @@ def to_input_tensor(crops, saliency_maps, config: ClassifierConfig,
     std = torch.tensor(config.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def forward_logits(model, x: torch.Tensor, *, tta_flip: bool = False) -> dict[str, torch.Tensor]:
+    """``{task: logits}`` of ``model`` (a torch classifier, or anything called the same way, e.g.
+    :class:`salface.models.onnx.OnnxModel`) on the input tensor ``x``. With ``tta_flip`` the logits
+    of ``x`` and its horizontal mirror are averaged. The one forward pass shared by evaluation,
+    ``analyze`` and the benchmarks; the caller chooses the grad mode."""
+    out = model(x)
+    if tta_flip:
+        mirrored = model(torch.flip(x, dims=[3]))
+        out = {t: (out[t] + mirrored[t]) / 2 for t in out}
+    return out
