@@ -12,8 +12,8 @@ import pytest
 from salface.cache import build_crop_cache
 from salface.data.base import Sample
 from salface.experiments import (RunSpec, Settings, adience, affectnet, backbones, cache_view, cam_experiment,
-                                 fairness, ratio_sweep, run_one, saliency_onoff, saliency_source, subset_index,
-                                 update_index)
+                                 fairness, file_lock, heads, ratio_sweep, run_one, saliency_onoff, saliency_source,
+                                 subset_index, update_index)
 
 SIZE = 64  # the smallest input AlexNet's conv/pool stack accepts is 63 px
 
@@ -276,9 +276,11 @@ def test_plan_lists_shared_runs_once(settings):
     n = {k: len(v) for k, v in p["experiments"].items()}
     # 1: 2 datasets × 2 arms × 3 seeds; 2: 7 ratios; 3: 5 sources × 3 seeds minus the r = 0.3 ML-Net
     # seed-0 run of 2 and the no-saliency seed-0 run (= r = 0 of 2); 4: 4 backbones minus MobileNetV2
-    assert n == {"saliency-onoff": 12, "ratio-sweep": 7, "saliency-source": 13, "backbones": 3, "cam": 0}
+    # heads: the two-head runs are experiment 1's, the gender ones experiment 3's: 3 new age runs
+    assert n == {"saliency-onoff": 12, "ratio-sweep": 7, "saliency-source": 13, "backbones": 3, "heads": 3,
+                 "cam": 0}
     # tiny runs: 2 batches of 8 per epoch, 1 epoch = 16 faces; at 100 img/s (64 px) = 0.16 s each
-    assert p["total_minutes"] == pytest.approx(35 * 16 / 100 / 60, abs=0.1)
+    assert p["total_minutes"] == pytest.approx(38 * 16 / 100 / 60, abs=0.1)
     assert all(r["status"] == "to do" for rows in p["experiments"].values() for r in rows)
 
 
@@ -291,3 +293,49 @@ def test_cli_names_a_missing_cache(tmp_path):
     r = CliRunner().invoke(app, ["experiment", "--tiny", "--utk-cache", str(missing), "--fer-cache", str(missing),
                                  "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "docs"), "plan"])
     assert r.exit_code == 2 and "no-such-cache" in r.output and "salface cache crops" in r.output
+
+
+def test_heads_trains_its_runs_two_at_a_time_in_separate_processes(settings):
+    msgs: list[str] = []
+    settings.seeds, settings.jobs, settings.log = (0, 1), 2, msgs.append
+    md = heads(settings)
+    # 2 seeds × (age+gender, age, gender), all trained by the two worker processes
+    assert any("training 6 runs, 2 at a time, 1 thread(s) each" in m for m in msgs)
+    assert sum(m.startswith("finished ") for m in msgs) == 6
+    evals = sorted(settings.runs_dir.glob("*/eval_test.json"))
+    assert len(evals) == 6
+    res = json.loads((md.parent / "result.json").read_text())
+    for t in ("age", "gender"):
+        e = res["tasks"][t]
+        assert len(e["accuracy_shared"]) == len(e["accuracy_per_task_network"]) == 2
+        assert len(e["tests"]["mcnemar_per_seed"]) == 2
+    assert len(res["tasks"]["age"]["one_off_shared"]) == 2
+    # the shared network has one more head than each single-task one, the same trunk
+    assert res["params"]["shared"] < res["params"]["per_task_total"]
+    assert "per task" in md.read_text() and "age, 1-off" in md.read_text()
+    # a second call trains nothing
+    stamps = [p.stat().st_mtime_ns for p in evals]
+    msgs.clear()
+    heads(settings)
+    assert [p.stat().st_mtime_ns for p in evals] == stamps and not any("training" in m for m in msgs)
+
+
+def test_file_lock_makes_a_second_holder_wait(tmp_path):
+    import threading
+    import time
+
+    events: list[tuple[str, float]] = []
+    msgs: list[str] = []
+
+    def second():
+        with file_lock(tmp_path / "x.lock", "run x", msgs.append):
+            events.append(("second in", time.monotonic()))
+
+    with file_lock(tmp_path / "x.lock", "run x", msgs.append):
+        th = threading.Thread(target=second)
+        th.start()
+        time.sleep(0.3)
+        events.append(("first out", time.monotonic()))
+    th.join(5)
+    assert [e[0] for e in events] == ["first out", "second in"]
+    assert msgs == ["waiting: another process is working on run x"]

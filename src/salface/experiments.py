@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -45,6 +47,7 @@ EXPERIMENTS: dict[str, str] = {
     "saliency-source": "ML-Net against spectral residual, frequency-tuned, centre bias and none",
     "backbones": "MobileNetV2, GilNet, AlexNet (+ GAP variant, VGG-16 when its weights are present)",
     "cam": "Class activation maps: share of CAM mass on eyes, nose and mouth against uniform",
+    "heads": "One network with age and gender heads against one network per task (UTKFace)",
     "fairness": "Accuracy per UTKFace race, gender and age group; expression per class",
     "adience": "Adience five-fold, subject-exclusive protocol (SAF-BAGE Tables 2-4)",
     "affectnet": "AffectNet with SAF-BAGE's balanced 3,500-image test (Tables 5-6)",
@@ -111,6 +114,7 @@ class Settings:
     saliency: str = "mlnet"            # the "with saliency" model
     device: str = "auto"
     threads: int | None = None
+    jobs: int = 1                      # runs trained at once, each in its own process (CPU)
     progress: bool = True
     command: str = ""
     log: Callable[[str], None] = print
@@ -188,15 +192,45 @@ def ensure_saliency(cc: CropCache, name: str, log: Callable[[str], None] = print
         return
     from .cache import CacheError, build_saliency_cache
 
-    try:
-        cc.saliency(name)
-        return
-    except CacheError:
-        pass
-    from .saliency import get_saliency
+    def present() -> bool:
+        try:
+            cc.saliency(name)
+            return True
+        except CacheError:
+            return False
 
-    log(f"computing {name} saliency maps for {cc.root} ({len(cc)} crops)")
-    build_saliency_cache(cc, name, progress=progress, model=get_saliency(name, device=device))
+    if present():
+        return
+    with file_lock(Path(cc.root) / f"saliency_{name}.lock", f"the {name} saliency maps of {cc.root}", log):
+        if present():                # built by another process while this one waited
+            return
+        from .saliency import get_saliency
+
+        log(f"computing {name} saliency maps for {cc.root} ({len(cc)} crops)")
+        build_saliency_cache(cc, name, progress=progress, model=get_saliency(name, device=device))
+
+
+@contextmanager
+def file_lock(path: Path, what: str, log: Callable[[str], None] = print):
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``) held for the ``with`` block, so that
+    two processes never train the same run or build the same saliency maps at once (the second
+    one waits, then finds the work done). A no-op where ``fcntl`` does not exist (Windows)."""
+    try:
+        import fcntl
+    except ImportError:          # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting: another process is working on {what}")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------------ runs
@@ -300,21 +334,36 @@ def _preset_for(spec: RunSpec, cc: CropCache):
 
 def run_one(spec: RunSpec, s: Settings) -> RunResult:
     """Train (or resume, or reuse) one run and evaluate its best weights on the test subset."""
+    cc = _open_cache(spec.cache)
+    run_dir = Path(s.runs_dir) / spec.name(cc.meta["key"])
+    done = _finished_result(spec, run_dir)
+    if done is not None:
+        return done
+    with file_lock(run_dir.parent / f"{run_dir.name}.lock", f"run {run_dir.name}", s.log):
+        done = _finished_result(spec, run_dir)      # another process may have finished it meanwhile
+        return done if done is not None else _train_and_test(spec, s, cc, run_dir)
+
+
+def _finished_result(spec: RunSpec, run_dir: Path) -> RunResult | None:
+    rec_p = run_dir / "eval_test.json"
+    pred_p = run_dir / "test_predictions.npz"
+    if not (rec_p.exists() and pred_p.exists()):
+        return None
+    rec = json.loads(rec_p.read_text())
+    z = np.load(pred_p)
+    return RunResult(spec, run_dir, rec["metrics"], z["index"],
+                     {t: z[f"true_{t}"] for t in spec.tasks}, {t: z[f"pred_{t}"] for t in spec.tasks},
+                     rec["history"], rec["info"])
+
+
+def _train_and_test(spec: RunSpec, s: Settings, cc: CropCache, run_dir: Path) -> RunResult:
     import torch
 
     from .evaluate import predict_arrays, task_metrics
     from .train import load_run, train
 
-    cc = _open_cache(spec.cache)
-    run_dir = Path(s.runs_dir) / spec.name(cc.meta["key"])
     rec_p = run_dir / "eval_test.json"
     pred_p = run_dir / "test_predictions.npz"
-    if rec_p.exists() and pred_p.exists():
-        rec = json.loads(rec_p.read_text())
-        z = np.load(pred_p)
-        return RunResult(spec, run_dir, rec["metrics"], z["index"],
-                         {t: z[f"true_{t}"] for t in spec.tasks}, {t: z[f"pred_{t}"] for t in spec.tasks},
-                         rec["history"], rec["info"])
     device = resolve_device(s.device)
     if s.threads:
         torch.set_num_threads(s.threads)
@@ -514,12 +563,77 @@ def cam_specs(s: Settings) -> list[RunSpec]:
             _spec(s, "utkface", tasks=("gender",), backbone="alexnet_gap", seed=s.seeds[0])]
 
 
+def heads_specs(s: Settings) -> list[RunSpec]:
+    """The runs of the heads experiment: the age + gender network of experiment 1's saliency arm
+    and one network per task (the gender ones are experiment 3's ML-Net runs)."""
+    both = [_spec(s, "utkface", saliency=s.saliency, seed=sd) for sd in s.seeds]
+    single = [_spec(s, "utkface", tasks=(t,), saliency=s.saliency, ratio=0.3, seed=sd)
+              for t in ("age", "gender") for sd in s.seeds]
+    return both + single
+
+
+def _estimate_minutes(sp: RunSpec, cc: CropCache, rate64: float) -> float:
+    n_train = len(cc.indices("train")) if sp.train_limit is None else min(sp.train_limit, len(cc.indices("train")))
+    steps = (min(sp.max_steps * (sp.batch_size or 64), n_train) if sp.max_steps else n_train) * sp.epochs
+    return steps / (rate64 * (64 / cc.size) ** 2) / 60
+
+
+def _train_worker(spec: RunSpec, s: Settings) -> tuple[str, float]:
+    t0 = time.time()
+    r = run_one(spec, s)
+    return r.run_dir.name, time.time() - t0
+
+
+def train_runs(specs: Sequence[RunSpec], s: Settings) -> None:
+    """Train the unfinished runs of ``specs`` ``s.jobs`` at a time, each in its own process with
+    ``cores // jobs`` CPU threads (two one-thread runs on 2 cores train ≈ 1.2× as many images per
+    second as one two-thread run; see docs/experiments/README.md). With ``jobs`` ≤ 1 it does nothing:
+    the experiment then trains its runs one after another in this process. Saliency maps a run
+    needs are built first, here, with every thread. A failed run is reported after the others
+    finished, so one bad run never throws away the rest."""
+    if s.jobs <= 1:
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    todo: dict[str, tuple[RunSpec, float]] = {}
+    for sp in specs:
+        cc = _open_cache(sp.cache)
+        rd = Path(s.runs_dir) / sp.name(cc.meta["key"])
+        if rd.name not in todo and _finished_result(sp, rd) is None:
+            todo[rd.name] = (sp, _estimate_minutes(sp, cc, 100.0))
+    if len(todo) <= 1:
+        return
+    device = resolve_device(s.device)
+    for cache, sal in sorted({(sp.cache, sp.saliency) for sp, _ in todo.values()}):
+        ensure_saliency(_open_cache(cache), sal, s.log, s.progress, device)
+    threads = s.threads or max(1, (os.cpu_count() or 1) // s.jobs)
+    child = replace(s, jobs=1, threads=threads, progress=False, log=print)
+    order = sorted(todo.values(), key=lambda x: -x[1])           # longest first
+    s.log(f"training {len(order)} runs, {s.jobs} at a time, {threads} thread(s) each")
+    errors: list[tuple[str, BaseException]] = []
+    with ProcessPoolExecutor(max_workers=min(s.jobs, len(order)),
+                             mp_context=multiprocessing.get_context("spawn")) as ex:
+        futures = {ex.submit(_train_worker, sp, child): sp for sp, _ in order}
+        for f in as_completed(futures):
+            name = futures[f].name(_open_cache(futures[f].cache).meta["key"])
+            try:
+                _, sec = f.result()
+                s.log(f"finished {name} ({sec / 60:.1f} min)")
+            except Exception as exc:       # noqa: BLE001 - reported below, after the other runs
+                s.log(f"failed {name}: {exc}")
+                errors.append((name, exc))
+    if errors:
+        name, exc = errors[0]
+        raise RuntimeError(f"{len(errors)} run(s) failed; first: {name}: {exc}") from exc
+
+
 def plan(s: Settings, rate64: float = 107.0) -> dict[str, Any]:
     """The runs of experiments 1-5 (shared runs listed once), whether each is done, and the
     estimated training time at ``rate64`` training images/s at 64 px, scaled by pixel count for
     other sizes (MobileNetV2's measured 64 → 96 px ratio, 325 → 143 img/s, is 0.44 ≈ (64/96)²)."""
     groups = {"saliency-onoff": onoff_specs(s), "ratio-sweep": ratio_specs(s), "saliency-source": source_specs(s),
-              "backbones": backbone_specs(s), "cam": cam_specs(s)}
+              "backbones": backbone_specs(s), "heads": heads_specs(s), "cam": cam_specs(s)}
     seen: set[str] = set()
     out: dict[str, Any] = {"experiments": {}, "total_minutes": 0.0, "todo_minutes": 0.0, "rate64": rate64}
     caches: dict[str, CropCache] = {}
@@ -531,9 +645,7 @@ def plan(s: Settings, rate64: float = 107.0) -> dict[str, Any]:
             if rd.name in seen:
                 continue
             seen.add(rd.name)
-            n_train = len(cc.indices("train")) if sp.train_limit is None else min(sp.train_limit, len(cc.indices("train")))
-            steps = (min(sp.max_steps * (sp.batch_size or 64), n_train) if sp.max_steps else n_train) * sp.epochs
-            minutes = steps / (rate64 * (64 / cc.size) ** 2) / 60
+            minutes = _estimate_minutes(sp, cc, rate64)
             if (rd / "eval_test.json").exists():
                 status, left = "done", 0.0
             elif (rd / "state.json").exists():
@@ -579,6 +691,7 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
     rows, payload, body = [], {"datasets": {}}, []
     all_runs: list[RunResult] = []
     fig_data = []
+    train_runs(onoff_specs(s, datasets), s)
     for ds in datasets:
         arms = {}
         for sal in ("none", s.saliency):
@@ -643,7 +756,9 @@ def ratio_sweep(s: Settings, dataset: str = "utkface", ratios: Sequence[float] =
     """Experiment 2: one run per ratio (seed ``s.seeds[0]``); curves per epoch and test accuracy vs r."""
     t0 = time.time()
     task = _task_of(dataset)
-    runs = [run_one(sp, s) for sp in ratio_specs(s, dataset, ratios)]
+    specs = ratio_specs(s, dataset, ratios)
+    train_runs(specs, s)
+    runs = [run_one(sp, s) for sp in specs]
     plt = _plt()
     name = "ratio-sweep" if dataset == "utkface" else f"ratio-sweep-{dataset}"
     out = Path(s.out_dir) / name
@@ -693,6 +808,7 @@ def saliency_source(s: Settings, dataset: str = "utkface", sources: Sequence[str
     t0 = time.time()
     task = _task_of(dataset)
     specs = source_specs(s, dataset, sources, ratio)
+    train_runs(specs, s)
     runs = {src: [run_one(sp, s) for sp in specs if sp.saliency == src] for src in sources}
     rows = ["| saliency | test accuracy (mean ± std over seeds) | Δ vs none [95 % CI] | p vs none | "
             "Δ vs centre | p vs centre |", "|---|---|---|---|---|---|"]
@@ -745,7 +861,9 @@ def backbones(s: Settings, dataset: str = "utkface", names: Sequence[str] | None
     task = _task_of(dataset)
     if names is None:
         names = [b for b in BACKBONE_SET if b != "vgg16" or _have_weights("vgg16")]
-    runs = {b: run_one(sp, s) for b, sp in zip(names, backbone_specs(s, dataset, names))}
+    specs = backbone_specs(s, dataset, names)
+    train_runs(specs, s)
+    runs = {b: run_one(sp, s) for b, sp in zip(names, specs)}
     rows = ["| backbone | ImageNet weights? | parameters | test accuracy | s / epoch | paper (Adience gender; "
             "different data) |", "|---|---|---|---|---|---|"]
     for b, r in runs.items():
@@ -772,6 +890,63 @@ def backbones(s: Settings, dataset: str = "utkface", names: Sequence[str] | None
                             summary=rows)
 
 
+# ------------------------------------------------------------------------------------ heads
+
+def heads(s: Settings) -> Path:
+    """One MobileNetV2 with age and gender heads (what salface ships) against one network per
+    task, same recipe, subset, saliency and seeds, on UTKFace: is the shared network at least as
+    accurate? (SAF-BAGE and VEGAC train one network per task.)"""
+    t0 = time.time()
+    specs = heads_specs(s)
+    train_runs(specs, s)
+    n = len(s.seeds)
+    both = [run_one(sp, s) for sp in specs[:n]]
+    single = {t: [run_one(sp, s) for sp in specs[n:] if sp.tasks == (t,)] for t in ("age", "gender")}
+    rows = ["| task | one network per task | one network, age + gender heads | Δ shared − per task (pp) "
+            "[95 % CI] | McNemar p per seed | bootstrap p | verdict |", "|---|---|---|---|---|---|---|"]
+    payload: dict[str, Any] = {"seeds": list(s.seeds), "tasks": {}}
+    for t in ("age", "gender"):
+        acc_single = [r.metrics[t]["accuracy"] for r in single[t]]
+        acc_both = [r.metrics[t]["accuracy"] for r in both]
+        test = _paired(single[t], both, t)
+        bt = test["bootstrap_mean_over_seeds"]
+        if bt["p_value"] >= 0.05:
+            verdict = f"no significant difference (p = {bt['p_value']:.3g})"
+        else:
+            verdict = f"shared network significantly {'better' if bt['difference'] > 0 else '**worse**'}"
+        ps = ", ".join(f"{m['p_value']:.3g}" for m in test["mcnemar_per_seed"])
+        rows.append(f"| {t} | {_pm(acc_single)} | {_pm(acc_both)} | {100 * bt['difference']:+.2f} "
+                    f"[{100 * bt['ci_low']:+.2f}, {100 * bt['ci_high']:+.2f}] | {ps} | {bt['p_value']:.3g} | {verdict} |")
+        entry: dict[str, Any] = {"accuracy_per_task_network": acc_single, "accuracy_shared": acc_both,
+                                 "tests": test, "verdict": verdict}
+        if t == "age":
+            entry["one_off_per_task_network"] = [r.metrics[t]["one_off_accuracy"] for r in single[t]]
+            entry["one_off_shared"] = [r.metrics[t]["one_off_accuracy"] for r in both]
+            rows.append(f"| age, 1-off | {_pm(entry['one_off_per_task_network'])} | {_pm(entry['one_off_shared'])} "
+                        "| | | | |")
+        payload["tasks"][t] = entry
+    worse = [t for t, e in payload["tasks"].items() if "worse" in e["verdict"]]
+    verdict = (f"The shared network is significantly worse on: {', '.join(worse)}." if worse else
+               "The shared age + gender network is at least as accurate as one network per task here "
+               "(no significant loss on either task), at half the inference cost for the two tasks.")
+    payload["verdict"] = verdict
+    p_both = both[0].info["params"]
+    p_single = sum(single[t][0].info["params"] for t in ("age", "gender"))
+    cost = (f"Cost per face for age and gender: one forward pass of {p_both / 1e6:.2f} M parameters "
+            f"(shared) against two of {p_single / 2e6:.2f} M ({p_single / 1e6:.2f} M in all, per task).")
+    payload["params"] = {"shared": p_both, "per_task_total": p_single}
+    first = both[0]
+    body = rows + ["", verdict, "", cost, "",
+                   "Mean ± sample std over seeds; Δ and its CI from a paired bootstrap over test images "
+                   "of the per-image share of seeds that were right (10,000 resamples); McNemar: exact "
+                   "test per seed pair (same seed, same test images).", "",
+                   "Subset: " + _subset_text(first.spec, first)]
+    all_runs = both + single["age"] + single["gender"]
+    return write_experiment("heads", s, "One network with two heads against one network per task (UTKFace)",
+                            body, payload, time.time() - t0, {"seeds": list(s.seeds), "runs": _runs_time(all_runs)},
+                            summary=rows + ["", verdict, "", cost])
+
+
 # ------------------------------------------------------------------------------------ 5. CAM
 
 def cam_experiment(s: Settings, run_dirs: Sequence[str | Path] | None = None, n_examples: int = 6,
@@ -789,6 +964,7 @@ def cam_experiment(s: Settings, run_dirs: Sequence[str | Path] | None = None, n_
 
     t0 = time.time()
     if run_dirs is None:
+        train_runs(cam_specs(s), s)
         run_dirs = [run_one(sp, s).run_dir for sp in cam_specs(s)]
     device = resolve_device(s.device)
     rows = ["| model | task | faces | CAM share eyes / nose / mouth / all three | uniform share | lift (all three) | "
@@ -1182,4 +1358,5 @@ def command_line() -> str:
 
 __all__ = ["Settings", "RunSpec", "RunResult", "run_one", "cache_view", "subset_index", "saliency_onoff",
            "ratio_sweep", "saliency_source", "backbones", "cam_experiment", "fairness", "adience", "affectnet",
-           "EXPERIMENTS", "PAPER", "update_index"]
+           "heads", "train_runs", "file_lock", "onoff_specs", "ratio_specs", "source_specs", "backbone_specs",
+           "heads_specs", "cam_specs", "EXPERIMENTS", "PAPER", "update_index"]
