@@ -3,8 +3,9 @@ one-thread runs side by side (what ``salface experiment --jobs N`` does).
 
     python benchmarks/train_throughput.py [--size 96] [--batch 64] [--steps 15]
 
-The training step of the default age-gender recipe (MobileNetV2, first two blocks frozen, AdamW) on
-random batches at ``--size`` px, so data loading is left out: this measures only how well the
+The training step of the default age-gender recipe (MobileNetV2, first two blocks frozen,
+channels-last memory as in ``salface.train``, AdamW) on random batches at ``--size`` px, so data
+loading is left out: this measures only how well the
 network's forward and backward passes use the cores. Each configuration runs in fresh processes;
 the first 3 steps are warm-up. Writes ``docs/benchmarks/train_throughput.json``. Run it with
 nothing else busy on the machine.
@@ -30,8 +31,10 @@ torch.set_num_threads(threads)
 m = torchvision.models.mobilenet_v2(num_classes=8)
 for p in m.features[:2].parameters():
     p.requires_grad_(False)
+m = m.to(memory_format=torch.channels_last)
 opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], 1e-3)
-x, y = torch.randn(batch, 3, size, size), torch.randint(0, 8, (batch,))
+x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+y = torch.randint(0, 8, (batch,))
 def step():
     opt.zero_grad()
     torch.nn.functional.cross_entropy(m(x), y).backward()
@@ -81,7 +84,7 @@ def main() -> None:
     res = {"benchmark": "train_throughput", "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
            "commit": git_commit(), "machine": machine(), "cores": cores,
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "model": "mobilenet_v2, features[:2] frozen, AdamW, random batches", "input_size": a.size,
+           "model": "mobilenet_v2, features[:2] frozen, channels_last, AdamW, random batches", "input_size": a.size,
            "batch": a.batch, "steps": a.steps, "results": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
