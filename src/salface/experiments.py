@@ -586,7 +586,7 @@ def _train_worker(spec: RunSpec, s: Settings) -> tuple[str, float]:
 
 def train_runs(specs: Sequence[RunSpec], s: Settings) -> None:
     """Train the unfinished runs of ``specs`` ``s.jobs`` at a time, each in its own process with
-    ``cores // jobs`` CPU threads (two one-thread runs on 2 cores train 1.2–1.6× as many images per
+    ``cores // jobs`` CPU threads (two one-thread runs on 2 cores train 1.3–1.6× as many images per
     second as one two-thread run; see docs/experiments/README.md). With ``jobs`` ≤ 1 it does nothing:
     the experiment then trains its runs one after another in this process. Saliency maps a run
     needs are built first, here, with every thread. A failed run is reported after the others

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="ImageNet start or from scratch (default: the recipe's, where the weights exist)."),
         device: str = typer.Option("auto", "--device", help="'auto' (CUDA when present), 'cpu' or 'cuda'."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
-        jobs: int = typer.Option(1, "--jobs", min=1, help="Runs trained at once, each in its own process with cores/jobs threads (on 2 CPU cores --jobs 2 trains 1.2–1.6× as many images per second as one two-thread run; benchmarks/train_throughput.py)."),
+        jobs: int = typer.Option(1, "--jobs", min=1, help="Runs trained at once, each in its own process with cores/jobs threads (on 2 CPU cores --jobs 2 trains 1.3–1.6× as many images per second as one two-thread run; benchmarks/train_throughput.py)."),
         tiny: bool = typer.Option(False, "--tiny", help="Smoke run: 24/8/16 faces, 1 epoch of 2 batches, seed 0 (unless given)."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     ) -> None:
