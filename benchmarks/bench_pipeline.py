@@ -148,7 +148,7 @@ def main() -> None:
 
     def classify(net, x, cfg):
         with torch.inference_mode():  # both passes for models shipped with flip TTA, as analyze runs them
-            forward_logits(net, x, tta_flip=bool(cfg.extra.get("tta_flip")))
+            forward_logits(net, x, tta_flip=bool(cfg.extra.get("tta_flip")), temperature=cfg.extra.get("temperature"))
 
     def measure() -> tuple[float, float, float, float]:
         t0 = time.perf_counter()

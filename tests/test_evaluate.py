@@ -113,6 +113,52 @@ def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
     ship_run(tmp_path / "run", name="toy-expr-tta", report=tmp_path / "bench_tta" / "run_test.json",
              data="5 FER+ test images", license="test", command="test", directory=tmp_path / "bundled")
     assert load_classifier("toy-expr-tta", directory=str(tmp_path / "bundled"))[1].extra["tta_flip"] is True
+    # calibration: a temperature fitted on val ships with the weights; accuracy is the same
+    rep = json.loads((tmp_path / "bench" / "run_test.json").read_text())
+    temp = rep["extra"]["temperature (fit on val)"]["expression"]
+    cal = rep["results"]["expression"]["calibration"]
+    assert cal["temperature"] == temp and 0.05 <= temp <= 20
+    assert set(cal["before"]) == set(cal["after"]) == {"ece", "nll", "brier", "mean_confidence"}
+    assert "## Calibration" in md.read_text()
+    assert cfg.extra["temperature"] == {"expression": temp}
+    assert entry["metrics"]["expression"]["calibration"]["temperature"] == temp
+    res_nocal, _ = evaluate_run(tmp_path / "run", split="test", out_dir=tmp_path / "b2", threads=1, calibrate=False)
+    assert "calibration" not in res_nocal["expression"]
+    assert res_nocal["expression"]["accuracy"] == res["expression"]["accuracy"]
+
+
+def test_calibration_metrics_by_hand():
+    from salface.evaluate import calibration_metrics
+
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.3, 0.7], [0.5, 0.5]])
+    y = np.array([0, 1, 0, 1, -1])                       # the last row is unlabelled
+    m = calibration_metrics(probs, y, n_bins=2)
+    # bins of the top probability: [0, .5) none; [.5, 1]: all four, confidence .75, accuracy .75
+    assert m["ece"] == pytest.approx(0.0)
+    m = calibration_metrics(probs, y, n_bins=10)
+    # bins .9 (right), .6 (wrong), .8 (right), .7 (right): |1-.9| + |0-.6| + |1-.8| + |1-.7| = 1.2, / 4
+    assert m["ece"] == pytest.approx(0.3)
+    assert m["mean_confidence"] == pytest.approx(0.75)
+    assert m["nll"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.8, 0.7])))
+    assert m["brier"] == pytest.approx(np.mean([2 * 0.01, 2 * 0.36, 2 * 0.04, 2 * 0.09]))
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    from salface.evaluate import calibration_metrics, fit_temperature
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (20000, 5))                          # the true logits
+    pz = np.exp(z - z.max(1, keepdims=True))
+    pz /= pz.sum(1, keepdims=True)
+    y = (pz.cumsum(1) > rng.random((len(z), 1))).argmax(1)     # labels drawn from softmax(z)
+    over = 3.0 * z                                             # an over-confident model
+    t = fit_temperature(over, y)
+    assert t == pytest.approx(3.0, rel=0.05)
+    # log-probabilities give the same temperature as logits (a constant per row)
+    logp = over - np.log(np.exp(over).sum(1, keepdims=True))
+    assert fit_temperature(logp, y) == pytest.approx(t, rel=1e-4)
+    sm = lambda v: np.exp(v - v.max(1, keepdims=True)) / np.exp(v - v.max(1, keepdims=True)).sum(1, keepdims=True)
+    assert calibration_metrics(sm(over / t), y)["ece"] < 0.3 * calibration_metrics(sm(over), y)["ece"]
 
 
 def test_evaluate_pipeline_counts_missed_faces():
@@ -137,3 +183,6 @@ def test_evaluate_pipeline_counts_missed_faces():
     assert r["_detection"] == {"images": 3, "with_face": 2, "rate": pytest.approx(2 / 3)}
     assert r["gender"]["n"] == 2 and r["gender"]["accuracy"] == 0.5
     assert r["gender"]["end_to_end_accuracy"] == pytest.approx(1 / 3)
+    # both scored faces say their label with probability 1; one is right: ECE = |0.5 − 1.0|
+    assert r["gender"]["calibration_as_shipped"]["ece"] == pytest.approx(0.5)
+    assert r["gender"]["calibration_as_shipped"]["mean_confidence"] == pytest.approx(1.0)

@@ -180,6 +180,34 @@ def test_flip_tta_follows_the_model_config(astronaut):
     assert abs(probs(False)[0] - 1 / 7) > 0.01
 
 
+def test_temperature_in_the_model_config_scales_the_logits(astronaut):
+    """Logits (2, 0, …, 0): softmax gives e²/(e² + 6) to the first class; at temperature 2 the
+    logits are (1, 0, …) and it gets e/(e + 6). The label does not change."""
+    import torch
+
+    from salface.labels import EXPRESSIONS
+    from salface.models.config import ClassifierConfig
+    from salface.pipeline import _Group
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            z = torch.zeros(len(x), 7)
+            z[:, 0] = 2.0
+            return {"expression": z}
+
+    def first(extra):
+        cfg = ClassifierConfig(name="fixed", backbone="mobilenet_v2", tasks=("expression",), input_size=64,
+                               saliency="none", extra=extra)
+        an = Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None)
+        an.groups = [_Group(model=Fixed(), config=cfg, tasks=("expression",), saliency=None)]
+        e = next(an.analyze_batch([astronaut])).faces[0].expression
+        return e.label, e.probabilities[EXPRESSIONS[0]]
+
+    assert first({}) == (EXPRESSIONS[0], pytest.approx(np.e ** 2 / (np.e ** 2 + 6)))
+    assert first({"temperature": {"expression": 2.0}}) == (EXPRESSIONS[0], pytest.approx(np.e / (np.e + 6)))
+    assert first({"temperature": {"age": 2.0}})[1] == pytest.approx(np.e ** 2 / (np.e ** 2 + 6))
+
+
 def test_keep_images_attaches_the_decoded_pixels(files):
     an = Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None, keep_images=True)
     by = {r.source.split("/")[-1]: r for r in an.analyze_batch(files)}

@@ -64,6 +64,61 @@ def task_metrics(task: str, y_true: Sequence[int], y_pred: Sequence[int]) -> dic
     return out
 
 
+def calibration_metrics(probs: np.ndarray, y: Sequence[int], n_bins: int = 15) -> dict[str, float]:
+    """How well the probabilities match the outcomes, over the labelled rows (``y`` ≥ 0).
+
+    ``ece``: expected calibration error, Σ_b (n_b / n) · |accuracy_b − mean confidence_b| over
+    ``n_bins`` equal-width bins of the top probability (Guo et al. 2017); ``nll``: mean negative log
+    probability of the true class; ``brier``: mean squared distance between the probability vector
+    and the one-hot truth (summed over classes); ``mean_confidence``: mean top probability."""
+    pr = np.asarray(probs, np.float64)
+    yy = np.asarray(y, np.int64)
+    keep = yy >= 0
+    pr, yy = pr[keep], yy[keep]
+    if len(yy) == 0:
+        raise ValueError("calibration_metrics: no labelled rows")
+    conf = pr.max(1)
+    right = pr.argmax(1) == yy
+    bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)   # conf = 1.0 goes to the last bin
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.sum() / len(yy) * abs(right[m].mean() - conf[m].mean())
+    onehot = np.eye(pr.shape[1])[yy]
+    return {"ece": float(ece), "nll": float(-np.mean(np.log(np.clip(pr[np.arange(len(yy)), yy], 1e-300, None)))),
+            "brier": float(np.mean(np.sum((pr - onehot) ** 2, axis=1))), "mean_confidence": float(conf.mean())}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(log_probs: np.ndarray, y: Sequence[int]) -> float:
+    """The temperature ``T`` that minimises the negative log-likelihood of ``softmax(z / T)`` on the
+    labelled rows (temperature scaling, Guo et al. 2017). ``log_probs`` may be logits or log
+    probabilities (they differ by a constant per row, which the softmax ignores). The NLL is convex
+    in 1/T; it is minimised over T ∈ [0.05, 20]."""
+    from scipy.optimize import minimize_scalar
+
+    z = np.asarray(log_probs, np.float64)
+    yy = np.asarray(y, np.int64)
+    keep = yy >= 0
+    z, yy = z[keep], yy[keep]
+    if len(yy) == 0:
+        raise ValueError("fit_temperature: no labelled rows")
+    rows = np.arange(len(yy))
+
+    def nll(beta: float) -> float:
+        s = beta * z
+        m = s.max(axis=1)
+        return float(np.mean(m + np.log(np.exp(s - m[:, None]).sum(axis=1)) - s[rows, yy]))
+
+    res = minimize_scalar(nll, bounds=(1 / 20, 1 / 0.05), method="bounded", options={"xatol": 1e-6})
+    return float(1.0 / res.x)
+
+
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0.0 for a single value)."""
     v = np.asarray(list(values), dtype=np.float64)
@@ -91,12 +146,16 @@ def summarize_runs(results: Sequence[dict[str, Any]], keys: Sequence[str] = ("ac
 
 TTA_KEY = "flip TTA"
 """The report field (``extra``) that records whether flip TTA was used; :func:`ship_run` reads it."""
+TEMPERATURE_KEY = "temperature (fit on val)"
+"""The report field (``extra``) with the per-task temperatures fitted on val; :func:`ship_run` ships them."""
 
 @torch.no_grad()
 def predict_arrays(model: torch.nn.Module, config, crops: np.ndarray, maps: np.ndarray | None, *,
                    batch_size: int = 256, tta_flip: bool = False, device: str = "cpu",
-                   progress: bool = False) -> dict[str, np.ndarray]:
-    """Softmax probabilities ``{task: (N, C)}`` for uint8 crops ``(N, S, S, 3)`` (+ maps)."""
+                   progress: bool = False, log: bool = False) -> dict[str, np.ndarray]:
+    """Softmax probabilities ``{task: (N, C)}`` for uint8 crops ``(N, S, S, 3)`` (+ maps); their
+    logarithms with ``log``. A temperature in ``config.extra["temperature"]`` (a shipped model's)
+    is applied, as ``analyze`` applies it."""
     from .models.preprocess import forward_logits, to_input_tensor
 
     model.eval()
@@ -110,9 +169,10 @@ def predict_arrays(model: torch.nn.Module, config, crops: np.ndarray, maps: np.n
         c = np.asarray(crops[i:i + batch_size])
         m = np.asarray(maps[i:i + batch_size]) if (use_maps and maps is not None) else None
         x = to_input_tensor(c, m, config, device)
-        logits = forward_logits(model, x, tta_flip=tta_flip)
+        logits = forward_logits(model, x, tta_flip=tta_flip, temperature=config.extra.get("temperature"))
         for t, v in logits.items():
-            outs.setdefault(t, []).append(torch.softmax(v.float(), dim=1).cpu().numpy())
+            f = torch.log_softmax if log else torch.softmax
+            outs.setdefault(t, []).append(f(v.float(), dim=1).cpu().numpy())
     return {t: np.concatenate(v) for t, v in outs.items()}
 
 
@@ -234,6 +294,23 @@ def markdown_report(title: str, results: dict[str, dict[str, Any]], *, command: 
     for t, m in results.items():
         lines.append(f"| {t} | {m['n']} | {_pct(m['accuracy'])} | {_pct(m.get('one_off_accuracy'))} | "
                      f"{_pct(m['mean_class_accuracy'])} |")
+    cal = {t: m["calibration"] for t, m in results.items() if m.get("calibration")}
+    if cal:
+        lines += ["", "## Calibration (temperature fitted on val; accuracy does not change)", "",
+                  "| task | temperature | ECE before → after | NLL before → after | Brier before → after | "
+                  "mean confidence before → after |", "|---|---|---|---|---|---|"]
+        for t, c in cal.items():
+            b, a = c["before"], c["after"]
+            lines.append(f"| {t} | {c['temperature']:.3f} | {100 * b['ece']:.2f} → {100 * a['ece']:.2f} % | "
+                         f"{b['nll']:.4f} → {a['nll']:.4f} | {b['brier']:.4f} → {a['brier']:.4f} | "
+                         f"{_pct(b['mean_confidence'])} → {_pct(a['mean_confidence'])} |")
+    shipped = {t: m["calibration_as_shipped"] for t, m in results.items() if m.get("calibration_as_shipped")}
+    if shipped:
+        lines += ["", "## Calibration of the probabilities as `analyze` reports them", "",
+                  "| task | ECE | NLL | Brier | mean confidence |", "|---|---|---|---|---|"]
+        for t, c in shipped.items():
+            lines.append(f"| {t} | {100 * c['ece']:.2f} % | {c['nll']:.4f} | {c['brier']:.4f} | "
+                         f"{_pct(c['mean_confidence'])} |")
     for t, m in results.items():
         lines += ["", f"## {t}: per-class accuracy", "", "| class | support | accuracy |", "|---|---|---|"]
         for c, a in m["per_class_accuracy"].items():
@@ -277,10 +354,15 @@ def write_report(out_dir: str | Path, title: str, results: dict[str, dict[str, A
 
 def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best", tta: bool | None = None,
                  out_dir: str | Path = "docs/benchmarks", cache: str | Path | None = None,
-                 command: str = "", threads: int | None = None, write: bool = True
-                 ) -> tuple[dict[str, Any], Path | None]:
+                 command: str = "", threads: int | None = None, write: bool = True,
+                 calibrate: bool = True) -> tuple[dict[str, Any], Path | None]:
     """Evaluate a training run's ``which`` weights on ``split`` of its crop cache and write
-    ``<run>_<split>.{json,md}`` + confusion PNGs + training curves into ``out_dir``."""
+    ``<run>_<split>.{json,md}`` + confusion PNGs + training curves into ``out_dir``.
+
+    With ``calibrate`` (and a split other than val) a temperature per task is fitted on the val
+    split (:func:`fit_temperature`) and each task's ``calibration`` (ECE, NLL, Brier before and
+    after) is measured on ``split``; accuracy is unchanged by it. :func:`ship_run` ships the
+    temperatures with the weights."""
     import os
 
     from .cache import open_crop_cache
@@ -298,14 +380,28 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
     maps = np.asarray(cc.saliency(config.saliency)[idx]) if config.saliency != "none" else None
     labels = {t: cc.task_labels(t)[idx] for t in config.tasks}
     use_tta = preset.tta_flip if tta is None else tta
-    probs = predict_arrays(model, config, crops, maps, tta_flip=use_tta)
+    logp = predict_arrays(model, config, crops, maps, tta_flip=use_tta, log=True)
+    temps: dict[str, float] = {}
+    if calibrate and split != "val":
+        vi = cc.indices("val")
+        if len(vi):
+            vmaps = np.asarray(cc.saliency(config.saliency)[vi]) if config.saliency != "none" else None
+            vlogp = predict_arrays(model, config, np.asarray(cc.crops[vi]), vmaps, tta_flip=use_tta, log=True)
+            for t, v in vlogp.items():
+                vy = cc.task_labels(t)[vi]
+                if (vy >= 0).any():
+                    temps[t] = round(fit_temperature(v, vy), 4)
     results, correct = {}, {}
-    for t in probs:
+    for t in logp:
         y = np.asarray(labels.get(t, []))
         if len(y) and (y >= 0).any():
-            pred = probs[t].argmax(1)
+            pred = logp[t].argmax(1)
             results[t] = task_metrics(t, y, pred)
             correct[t] = (pred == y)[y >= 0]
+            if t in temps:
+                results[t]["calibration"] = {
+                    "temperature": temps[t], "before": calibration_metrics(np.exp(logp[t]), y),
+                    "after": calibration_metrics(_softmax(logp[t].astype(np.float64) / temps[t]), y)}
     if not write:
         return results, None
     hist_p = run / "metrics.json"
@@ -320,6 +416,8 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
              "weights": f"{which} ({chosen})",
              "preset": preset.name, "saliency": f"{config.saliency} (r = {config.ratio})",
              "input": f"{config.input_size} px {config.color}", TTA_KEY: use_tta}
+    if temps:
+        extra[TEMPERATURE_KEY] = temps
     md = write_report(out_dir, f"{run.name} — {split}", results, command=command, extra=extra,
                       history=history, stem=f"{run.name}_{split}", per_image=correct)
     return results, md
@@ -392,6 +490,10 @@ def compact_metrics(results: dict[str, Any]) -> dict[str, Any]:
                                     for k, v in m["per_class_accuracy"].items()}}
         if "one_off_accuracy" in m:
             d["one_off_accuracy"] = round(m["one_off_accuracy"], 4)
+        if m.get("calibration"):
+            c = m["calibration"]
+            d["calibration"] = {"temperature": c["temperature"], "ece_before": round(c["before"]["ece"], 4),
+                                "ece_after": round(c["after"]["ece"], 4)}
         out[t] = d
     return out
 
@@ -412,7 +514,11 @@ def ship_run(run_dir: str | Path, *, name: str, report: str | Path, data: str, l
     metrics["report_commit"] = rep.get("commit", "")
     # the shipped model runs as it was evaluated: with flip TTA if the report used it
     tta = bool(rep.get("extra", {}).get(TTA_KEY, False))
-    cfg = replace(config, name=name, extra={**config.extra, "tta_flip": tta}).to_dict()
+    extra = {**config.extra, "tta_flip": tta}
+    temps = rep.get("extra", {}).get(TEMPERATURE_KEY)
+    if temps:                    # and with the temperatures fitted on val, if the report has them
+        extra["temperature"] = {t: float(v) for t, v in temps.items()}
+    cfg = replace(config, name=name, extra=extra).to_dict()
     return register_bundled(name, model.state_dict(), kind="classifier", config=cfg, metrics=metrics,
                             data=data, license=license, command=command,
                             directory=str(directory) if directory else None)
@@ -434,6 +540,7 @@ def evaluate_pipeline(samples: Sequence[Any], tasks: Sequence[str], analyzer: An
     paths = [s.path for s in samples]
     preds: dict[str, list[int]] = {t: [] for t in tasks}
     truth: dict[str, list[int]] = {t: [] for t in tasks}
+    probs: dict[str, list[list[float]]] = {t: [] for t in tasks}
     found = 0
     it = analyzer.analyze_batch(paths)
     if progress:
@@ -453,6 +560,8 @@ def evaluate_pipeline(samples: Sequence[Any], tasks: Sequence[str], analyzer: An
             p = face.predictions().get(t) if face is not None else None
             truth[t].append(int(y))
             preds[t].append(-1 if p is None else int(p.index))
+            if p is not None:
+                probs[t].append([p.probabilities[n] for n in labels_for(t)])
     out: dict[str, Any] = {"_detection": {"images": len(samples), "with_face": found,
                                           "rate": found / max(1, len(samples))}}
     for t in tasks:
@@ -462,5 +571,7 @@ def evaluate_pipeline(samples: Sequence[Any], tasks: Sequence[str], analyzer: An
         hit = p >= 0
         m = task_metrics(t, y[hit], p[hit])
         m["end_to_end_accuracy"] = float((p == y).sum() / y.size)
+        if probs[t]:    # the probabilities analyze reports (with the shipped model's temperature)
+            m["calibration_as_shipped"] = calibration_metrics(np.asarray(probs[t]), y[hit])
         out[t] = m
     return out

@@ -238,9 +238,10 @@ class Analyzer:
                 cfg = replace(cfg, ratio=self.ratio_override)
             x = to_input_tensor(pixels, maps, cfg, self.device)
             # g.model: a torch module, or an OnnxModel taking the same tensor (backend="onnx");
-            # flip TTA when the model was evaluated (and shipped) with it
+            # flip TTA when the model was evaluated (and shipped) with it; its temperatures (fitted on val)
             with torch.inference_mode():
-                out = forward_logits(g.model, x, tta_flip=bool(cfg.extra.get("tta_flip")))
+                out = forward_logits(g.model, x, tta_flip=bool(cfg.extra.get("tta_flip")),
+                                     temperature=cfg.extra.get("temperature"))
             for t in g.tasks:
                 probs = torch.softmax(out[t].float(), dim=1).cpu().numpy()
                 names = g.config.labels[t]

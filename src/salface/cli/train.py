@@ -115,15 +115,16 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Folder for the reports."),
         cache: Optional[Path] = typer.Option(None, "--cache", help="Crop cache (default: the run's own)."),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+        calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Fit a temperature per task on val and report ECE / NLL / Brier before and after it (not for --split val); `salface ship` ships it."),
     ) -> None:
-        """Accuracy, per-class accuracy, age 1-off, confusion matrices, curves and a Markdown report."""
+        """Accuracy, per-class accuracy, age 1-off, calibration, confusion matrices, curves and a Markdown report."""
         from ..evaluate import evaluate_run, read_per_image, write_comparison
 
         cmd = _command_line()
         results, per_image = [], []
         for run in runs:
             res, md = evaluate_run(run, split=split, which=which, tta=tta, out_dir=out, cache=cache,
-                                   command=cmd, threads=threads)
+                                   command=cmd, threads=threads, calibrate=calibrate)
             results.append((run.name, res))
             per_image.append(read_per_image(md.with_suffix(".json")))
             typer.echo(f"{run.name}: " + ", ".join(f"{t} {m['accuracy']:.4f}" for t, m in res.items())

@@ -14,6 +14,8 @@ Two steps, both driven by the model's :class:`~salface.models.config.ClassifierC
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import cv2
 import numpy as np
 import torch
@@ -95,13 +97,18 @@ def to_input_tensor(crops, saliency_maps, config: ClassifierConfig,
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def forward_logits(model, x: torch.Tensor, *, tta_flip: bool = False) -> dict[str, torch.Tensor]:
+def forward_logits(model, x: torch.Tensor, *, tta_flip: bool = False,
+                   temperature: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
     """``{task: logits}`` of ``model`` (a torch classifier, or anything called the same way, e.g.
     :class:`salface.models.onnx.OnnxModel`) on the input tensor ``x``. With ``tta_flip`` the logits
-    of ``x`` and its horizontal mirror are averaged. The one forward pass shared by evaluation,
-    ``analyze`` and the benchmarks; the caller chooses the grad mode."""
+    of ``x`` and its horizontal mirror are averaged; a task with a ``temperature`` has its logits
+    divided by it (temperature scaling: the softmax gets calibrated, the argmax stays). The one
+    forward pass shared by evaluation, ``analyze`` and the benchmarks; the caller chooses the grad
+    mode."""
     out = model(x)
     if tta_flip:
         mirrored = model(torch.flip(x, dims=[3]))
         out = {t: (out[t] + mirrored[t]) / 2 for t in out}
+    if temperature:
+        out = {t: (v / float(temperature[t]) if t in temperature else v) for t, v in out.items()}
     return out
