@@ -64,6 +64,15 @@ def task_metrics(task: str, y_true: Sequence[int], y_pred: Sequence[int]) -> dic
     return out
 
 
+def _labelled(scores: np.ndarray, y: Sequence[int], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``scores`` (float64) and ``y`` whose label is ≥ 0; an error naming ``what`` if none."""
+    yy = np.asarray(y, np.int64)
+    keep = yy >= 0
+    if not keep.any():
+        raise ValueError(f"{what}: no labelled rows")
+    return np.asarray(scores, np.float64)[keep], yy[keep]
+
+
 def calibration_metrics(probs: np.ndarray, y: Sequence[int], n_bins: int = 15) -> dict[str, float]:
     """How well the probabilities match the outcomes, over the labelled rows (``y`` ≥ 0).
 
@@ -71,12 +80,7 @@ def calibration_metrics(probs: np.ndarray, y: Sequence[int], n_bins: int = 15) -
     ``n_bins`` equal-width bins of the top probability (Guo et al. 2017); ``nll``: mean negative log
     probability of the true class; ``brier``: mean squared distance between the probability vector
     and the one-hot truth (summed over classes); ``mean_confidence``: mean top probability."""
-    pr = np.asarray(probs, np.float64)
-    yy = np.asarray(y, np.int64)
-    keep = yy >= 0
-    pr, yy = pr[keep], yy[keep]
-    if len(yy) == 0:
-        raise ValueError("calibration_metrics: no labelled rows")
+    pr, yy = _labelled(probs, y, "calibration_metrics")
     conf = pr.max(1)
     right = pr.argmax(1) == yy
     bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)   # conf = 1.0 goes to the last bin
@@ -102,12 +106,7 @@ def fit_temperature(log_probs: np.ndarray, y: Sequence[int]) -> float:
     in 1/T; it is minimised over T ∈ [0.05, 20]."""
     from scipy.optimize import minimize_scalar
 
-    z = np.asarray(log_probs, np.float64)
-    yy = np.asarray(y, np.int64)
-    keep = yy >= 0
-    z, yy = z[keep], yy[keep]
-    if len(yy) == 0:
-        raise ValueError("fit_temperature: no labelled rows")
+    z, yy = _labelled(log_probs, y, "fit_temperature")
     rows = np.arange(len(yy))
 
     def nll(beta: float) -> float:
