@@ -339,3 +339,15 @@ def test_file_lock_makes_a_second_holder_wait(tmp_path):
     th.join(5)
     assert [e[0] for e in events] == ["first out", "second in"]
     assert msgs == ["waiting: another process is working on run x"]
+
+
+def test_train_runs_reports_a_failed_run_after_finishing_the_others(settings):
+    from salface.experiments import train_runs
+
+    settings.jobs = 2
+    base = dict(dataset="utkface", cache=str(settings.utk_cache), tasks=("gender",), saliency="none", epochs=1,
+                train_limit=None, val_limit=None, test_limit=None, batch_size=8, max_steps=1, pretrained=False)
+    good, bad = RunSpec(**base), RunSpec(**base, backbone="no-such-net")
+    with pytest.raises(RuntimeError, match="1 run\\(s\\) failed; first: .*no-such-net"):
+        train_runs([bad, good], settings)
+    assert len(list(settings.runs_dir.glob("*/eval_test.json"))) == 1
