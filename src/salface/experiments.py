@@ -939,7 +939,9 @@ def heads(s: Settings) -> Path:
     body = rows + ["", verdict, "", cost, "",
                    "Mean ± sample std over seeds; Δ and its CI from a paired bootstrap over test images "
                    "of the per-image share of seeds that were right (10,000 resamples); McNemar: exact "
-                   "test per seed pair (same seed, same test images).", "",
+                   "test per seed pair (same seed, same test images). The two-head network keeps the epoch "
+                   "with the best mean of its two val accuracies, each single-task network the epoch best on "
+                   "its own task.", "",
                    "Subset: " + _subset_text(first.spec, first)]
     all_runs = both + single["age"] + single["gender"]
     return write_experiment("heads", s, "One network with two heads against one network per task (UTKFace)",
