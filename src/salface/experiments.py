@@ -339,7 +339,7 @@ def run_one(spec: RunSpec, s: Settings) -> RunResult:
     done = _finished_result(spec, run_dir)
     if done is not None:
         return done
-    with file_lock(run_dir.parent / f"{run_dir.name}.lock", f"run {run_dir.name}", s.log):
+    with file_lock(run_dir.parent / ".locks" / f"{run_dir.name}.lock", f"run {run_dir.name}", s.log):
         done = _finished_result(spec, run_dir)      # another process may have finished it meanwhile
         return done if done is not None else _train_and_test(spec, s, cc, run_dir)
 
