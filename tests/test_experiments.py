@@ -76,6 +76,23 @@ def test_subset_and_view(caches):
     assert v.paths == [cc.paths[i] for i in idx]
 
 
+def test_view_carries_the_rows_of_its_label_distributions(caches, tmp_path):
+    """A subset's soft targets are its own rows, not the parent's whole array (FER+ votes)."""
+    from salface.cache import open_crop_cache
+
+    root = tmp_path / "fer"
+    shutil.copytree(caches["fer"], root)
+    cc = open_crop_cache(root)
+    dist = np.zeros((len(cc), 7), np.float32)
+    dist[np.arange(len(cc)), np.arange(len(cc)) % 7] = 1.0
+    dist[:, 0] += np.arange(len(cc), dtype=np.float32)        # row i is recognisable
+    np.save(root / "targets_expression.npy", dist)
+    idx = subset_index(cc, {"train": 5, "val": 3, "test": None})
+    v = cache_view(cc, idx)
+    assert np.array_equal(v.soft_targets("expression"), dist[idx])
+    assert cache_view(open_crop_cache(caches["utk"]), idx[:4]).soft_targets("age") is None
+
+
 def test_saliency_onoff_end_to_end_and_reuse(settings):
     settings.seeds = (0, 1)
     md = saliency_onoff(settings, ("utkface",))

@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -483,3 +484,163 @@ def samples_from_split_file(split_path: str | Path) -> tuple[list[Any], list[str
         samples += ss
         names += [sp] * len(ss)
     return samples, names
+
+
+# ------------------------------------------------------------------------------------ packs
+
+PACK_VERSION = 1
+
+
+def _bytes_array(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8)
+
+
+def _array_text(a: np.ndarray) -> str:
+    return bytes(np.asarray(a, np.uint8)).decode()
+
+
+def _encode_crop(crop: np.ndarray, codec: str, quality: int) -> bytes:
+    if codec == "png":
+        ok, buf = cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    elif codec == "jpeg":
+        ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    elif codec == "webp":
+        ok, buf = cv2.imencode(".webp", crop, [cv2.IMWRITE_WEBP_QUALITY, int(quality)])
+    else:
+        raise ValueError(f"unknown pack codec {codec!r}; expected png, jpeg or webp")
+    if not ok:
+        raise CacheError(f"OpenCV could not encode a {crop.shape} crop as {codec}")
+    return buf.tobytes()
+
+
+def _decode_crop(data: bytes, channels: int) -> np.ndarray:
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if img is None:
+        raise CacheError("a packed crop could not be decoded (damaged pack)")
+    return img
+
+
+def pack_cache(src: CropCache | str | Path, out_file: str | Path, *, index: np.ndarray | None = None,
+               codec: str = "jpeg", quality: int = 95, progress: bool = True) -> dict[str, Any]:
+    """Write the samples ``index`` (default: all) of a crop cache into one compact ``.npz`` file
+    (no pickles): each crop encoded as an image (``png`` lossless; ``jpeg``/``webp`` lossy at
+    ``quality``), with labels, splits, boxes, landmarks, detection flags, label distributions and
+    the sample paths. A pack carries a training cache to another machine (a lent GPU takes at
+    most 64 MiB a call); :func:`unpack_cache` turns it back into a crop cache.
+
+    A lossy pack is a *different* cache: its key is derived from the source key, the index, the
+    codec and the quality, so runs trained on it never pass for runs on the source. The SHA-256
+    of the decoded crops is stored, and :func:`unpack_cache` checks that another machine's
+    decoder gives the same pixels. Gray caches (three equal channels) are packed as one channel.
+    Returns a summary (samples, bytes, key)."""
+    cc = src if isinstance(src, CropCache) else open_crop_cache(src)
+    idx = np.arange(len(cc)) if index is None else np.sort(np.asarray(index, np.int64))
+    if len(idx) == 0:
+        raise ValueError("nothing to pack: the index is empty")
+    if idx[0] < 0 or idx[-1] >= len(cc):
+        raise ValueError(f"pack index out of range for a cache of {len(cc)} samples")
+    crops = cc.crops
+    gray = cc.color == "gray"
+    channels = 1 if gray else 3
+    chunks: list[bytes] = []
+    offsets = np.zeros(len(idx) + 1, np.int64)
+    digest = hashlib.sha256()
+    it = range(len(idx))
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, desc=f"pack {Path(cc.root).name}", unit="img", mininterval=5)
+    for k in it:
+        c = np.asarray(crops[idx[k]])
+        if gray:
+            if not (np.array_equal(c[..., 0], c[..., 1]) and np.array_equal(c[..., 0], c[..., 2])):
+                raise CacheError(f"{cc.root}: crop {idx[k]} of a gray cache has unequal channels")
+            c = c[..., 0]
+        data = _encode_crop(np.ascontiguousarray(c), codec, quality)
+        dec = _decode_crop(data, channels)
+        digest.update(np.ascontiguousarray(dec).tobytes())
+        chunks.append(data)
+        offsets[k + 1] = offsets[k] + len(data)
+    key = hashlib.sha256(json.dumps({"source": cc.meta["key"], "codec": codec,
+                                     "quality": None if codec == "png" else int(quality),
+                                     "pack_version": PACK_VERSION}, sort_keys=True).encode()
+                         + idx.tobytes()).hexdigest()
+    meta = {k: v for k, v in cc.meta.items() if k not in ("done", "n", "created", "key")}
+    meta["pack"] = {"source_key": cc.meta["key"], "source_root": str(cc.root), "source_n": len(cc),
+                    "codec": codec, "quality": None if codec == "png" else int(quality),
+                    "lossless": codec == "png", "version": PACK_VERSION,
+                    "decoded_sha256": digest.hexdigest()}
+    meta["key"] = key
+    paths = cc.paths
+    arrays: dict[str, np.ndarray] = {
+        "meta_json": _bytes_array(json.dumps(meta)),
+        "paths_json": _bytes_array(json.dumps([paths[i] for i in idx])),
+        "data": np.frombuffer(b"".join(chunks), np.uint8), "offsets": offsets,
+        "index": idx, "channels": np.array([channels], np.int8),
+        "labels": np.asarray(cc.labels[idx]), "split": np.asarray(cc.split[idx]),
+        "boxes": np.asarray(cc.boxes[idx]), "landmarks": np.asarray(cc.landmarks[idx]),
+        "detected": np.asarray(cc.detected[idx]),
+    }
+    for t in cc.tasks:
+        st = cc.soft_targets(t)
+        if st is not None:
+            arrays[f"targets_{t}"] = np.asarray(st[idx])
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, out)
+    return {"file": str(out), "samples": int(len(idx)), "bytes": out.stat().st_size,
+            "crop_bytes": int(offsets[-1]), "key": key, "codec": codec, "channels": channels}
+
+
+def unpack_cache(pack_file: str | Path, out_dir: str | Path, *, progress: bool = True) -> CropCache:
+    """Turn a pack (:func:`pack_cache`) into a crop cache folder; an existing folder with the
+    same key is reused. The decoded pixels are checked against the SHA-256 the pack carries:
+    ``meta["pack"]["decoded_match"]`` says whether this machine's decoder agreed (a lossy pack
+    decoded differently elsewhere is still usable, but then it is not bit-identical)."""
+    p = Path(pack_file)
+    try:
+        z = np.load(p, allow_pickle=False)
+        meta = json.loads(_array_text(z["meta_json"]))
+        paths = json.loads(_array_text(z["paths_json"]))
+        data, offsets = z["data"], z["offsets"]
+        channels = int(z["channels"][0])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CacheError(f"{p} is not a salface cache pack: {exc}") from exc
+    out = Path(out_dir)
+    mp = out / "meta.json"
+    if mp.exists():
+        old = json.loads(mp.read_text())
+        if old.get("key") == meta["key"] and old.get("done") == old.get("n"):
+            return open_crop_cache(out)
+    n, size = len(offsets) - 1, int(meta["size"])
+    out.mkdir(parents=True, exist_ok=True)
+    crops = np.lib.format.open_memmap(out / "crops.tmp.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    digest = hashlib.sha256()
+    it = range(n)
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, desc=f"unpack {out.name}", unit="img", mininterval=5)
+    for i in it:
+        img = _decode_crop(bytes(data[offsets[i]:offsets[i + 1]]), channels)
+        if img.shape[:2] != (size, size):
+            raise CacheError(f"{p}: crop {i} decodes to {img.shape}, expected {size}×{size}")
+        digest.update(np.ascontiguousarray(img).tobytes())
+        crops[i] = img[..., None] if channels == 1 else img
+    crops.flush()
+    del crops
+    os.replace(out / "crops.tmp.npy", out / "crops.npy")
+    for k in ("labels", "split", "boxes", "landmarks", "detected"):
+        np.save(out / f"{k}.npy", z[k])
+    for k in z.files:
+        if k.startswith("targets_"):
+            np.save(out / f"{k}.npy", z[k])
+    (out / "paths.json").write_text(json.dumps(paths))
+    for f in out.glob("saliency_*"):
+        f.unlink()
+    meta["pack"]["decoded_match"] = digest.hexdigest() == meta["pack"]["decoded_sha256"]
+    meta["pack"]["file"] = p.name
+    meta.update({"n": n, "done": n, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+    mp.write_text(json.dumps(meta, indent=1))
+    return open_crop_cache(out)

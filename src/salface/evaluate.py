@@ -252,12 +252,16 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
 # ------------------------------------------------------------------------------------ report
 
 def git_commit() -> str:
+    """The checkout's short commit; where there is no git repository (a copy of the tree sent to
+    another machine, e.g. a lent GPU) ``$SALFACE_COMMIT``, set by whoever made the copy."""
+    import os
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              timeout=10, cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or "unknown"
+        commit = out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        commit = ""
+    return commit or os.environ.get("SALFACE_COMMIT", "") or "unknown"
 
 
 def machine() -> str:
@@ -270,7 +274,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+    gpu = ""
+    if torch.cuda.is_available():
+        gpu = f", GPU {torch.cuda.get_device_name(0)}"
+    return (f"{cpu}, {os.cpu_count()} cores{gpu}, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 

@@ -153,6 +153,11 @@ class CacheView(CropCache):
         assert self.parent is not None and self.index is not None
         return np.asarray(self.parent.saliency(name)[self.index])
 
+    def soft_targets(self, task: str) -> np.ndarray | None:
+        assert self.parent is not None and self.index is not None
+        t = self.parent.soft_targets(task)
+        return None if t is None else np.asarray(t[self.index])
+
     @property
     def paths(self) -> list[str]:
         assert self.parent is not None and self.index is not None
@@ -393,7 +398,10 @@ def _train_and_test(spec: RunSpec, s: Settings, cc: CropCache, run_dir: Path) ->
     y_pred = {t: probs[t].argmax(1) for t in spec.tasks}
     metrics = {t: task_metrics(t, y_true[t], y_pred[t]) for t in spec.tasks if (y_true[t] >= 0).any()}
     history = json.loads((run_dir / "metrics.json").read_text())
-    info = {"device": device, "pretrained": bool(preset.pretrained), "backbone": preset.backbone,
+    from .evaluate import git_commit, machine
+
+    info = {"device": device, "machine": machine(), "commit": git_commit(),
+            "pretrained": bool(preset.pretrained), "backbone": preset.backbone,
             "input_size": preset.input_size, "color": preset.color, "preset": preset.name,
             "n_train": int(np.sum(view.split == 0)), "n_val": int(np.sum(view.split == 1)),
             "n_test": int(len(te)), "best_epoch": json.loads(state.read_text()).get("best_epoch"),
@@ -436,8 +444,13 @@ def _header(title: str, s: Settings, wall: float, extra: dict[str, Any]) -> list
 
 
 def _runs_time(results: Sequence[RunResult]) -> str:
+    """Training time of ``results`` and where they were trained (runs record their device,
+    machine and commit; a report may be written later, elsewhere, from finished runs)."""
     tot = sum(r.info.get("train_seconds", 0.0) for r in results)
-    return f"{tot / 60:.1f} min of training in {len(results)} runs (sum of their epoch times)"
+    where = sorted({f"{r.info.get('machine', 'machine not recorded')} ({r.info.get('device', '?')}, "
+                    f"commit {r.info.get('commit', '?')})" for r in results})
+    return (f"{tot / 60:.1f} min of training in {len(results)} runs (sum of their epoch times), "
+            f"trained on: {'; '.join(where)}")
 
 
 def _subset_text(spec: RunSpec, r: RunResult) -> str:

@@ -78,6 +78,45 @@ def register(app: typer.Typer) -> None:
         samples, _ = samples_from_split_file(split_file)
         typer.echo(json.dumps(write_soft_targets(cache, samples)))
 
+    @cache_app.command("pack")
+    def cache_pack(
+        cache: Path = typer.Argument(..., help="Crop cache folder."),
+        out: Path = typer.Option(..., "--out", help="Pack file to write (.npz)."),
+        subset: str = typer.Option("", "--subset", help="Keep some samples per split, drawn with seed 0 as the experiments draw them, e.g. 'train=5000,val=1000' (default: all)."),
+        codec: str = typer.Option("jpeg", "--codec", help="png (lossless), jpeg or webp (lossy)."),
+        quality: int = typer.Option(95, "--quality", help="JPEG/WebP quality."),
+    ) -> None:
+        """Pack a crop cache (or a subset) into one compact file, to carry it to another machine."""
+        from ..cache import open_crop_cache, pack_cache
+        from ..experiments import subset_index
+
+        cc = open_crop_cache(cache)
+        index = None
+        if subset:
+            limits: dict = {"train": None, "val": None, "test": None}
+            for part in subset.split(","):
+                k, _, v = part.partition("=")
+                if k.strip() not in limits or not v.strip().isdigit():
+                    raise typer.BadParameter(f"--subset: expected split=count, got {part!r}")
+                limits[k.strip()] = int(v)
+            index = subset_index(cc, limits)
+        r = pack_cache(cc, out, index=index, codec=codec, quality=quality)
+        typer.echo(json.dumps(r))
+
+    @cache_app.command("unpack")
+    def cache_unpack(
+        pack: Path = typer.Argument(..., help="Pack file (`salface cache pack`)."),
+        out: Path = typer.Option(..., "--out", help="Crop cache folder to create."),
+    ) -> None:
+        """Turn a pack back into a crop cache folder (checks the decoded pixels' SHA-256)."""
+        from ..cache import unpack_cache
+
+        cc = unpack_cache(pack, out)
+        info = cc.meta["pack"]
+        typer.echo(f"{out}: {len(cc)} crops, key {cc.meta['key'][:12]}, {info['codec']}"
+                   f"{'' if info['lossless'] else ' q' + str(info['quality'])}, decoded pixels "
+                   f"{'identical to' if info['decoded_match'] else 'DIFFER from'} the packing machine's")
+
     @app.command("train")
     def train_cmd(
         cache: Path = typer.Option(..., "--cache", help="Crop cache folder (`salface cache crops`)."),
