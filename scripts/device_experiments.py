@@ -64,6 +64,7 @@ def main() -> int:
     ap.add_argument("--fer-full-pack", type=Path, help="Pack of the whole FER+ cache: experiment 1 on FER+ at full "
                     "size (whole train and val splits, --fer-full-epochs epochs: the shipped recipe).")
     ap.add_argument("--fer-full-epochs", type=int, default=20)
+    ap.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds.")
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "device-out")))
     ap.add_argument("--runs-dir", type=Path, default=Path("runs/experiments"))
@@ -80,7 +81,8 @@ def main() -> int:
 
     t0 = time.time()
     kw = {"runs_dir": args.runs_dir, "jobs": args.jobs, "progress": False,
-          "command": "scripts/device_experiments.py"}
+          "command": "scripts/device_experiments.py",
+          "seeds": tuple(int(x) for x in args.seeds.split(",") if x.strip())}
     keys = {}
     for dataset, pack in packs.items():
         cache = Path("cache/crops") / pack.stem

@@ -186,3 +186,13 @@ def test_evaluate_pipeline_counts_missed_faces():
     # both scored faces say their label with probability 1; one is right: ECE = |0.5 − 1.0|
     assert r["gender"]["calibration_as_shipped"]["ece"] == pytest.approx(0.5)
     assert r["gender"]["calibration_as_shipped"]["mean_confidence"] == pytest.approx(1.0)
+
+
+def test_git_commit_prefers_the_commit_given_with_a_copied_tree(monkeypatch):
+    """A tree copied to another machine may carry a stale .git: the commit given wins."""
+    from salface.evaluate import git_commit
+
+    monkeypatch.setenv("SALFACE_COMMIT", "abc1234")
+    assert git_commit() == "abc1234"
+    monkeypatch.delenv("SALFACE_COMMIT")
+    assert git_commit() != "abc1234"

@@ -252,16 +252,19 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
 # ------------------------------------------------------------------------------------ report
 
 def git_commit() -> str:
-    """The checkout's short commit; where there is no git repository (a copy of the tree sent to
-    another machine, e.g. a lent GPU) ``$SALFACE_COMMIT``, set by whoever made the copy."""
+    """The commit of the code that runs: ``$SALFACE_COMMIT`` when set (a copy of the tree sent to
+    another machine, e.g. a lent GPU, may carry no git repository or a stale one), else the
+    checkout's short commit."""
     import os
+    given = os.environ.get("SALFACE_COMMIT", "").strip()
+    if given:
+        return given
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              timeout=10, cwd=Path(__file__).resolve().parent)
-        commit = out.stdout.strip()
+        return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return commit or os.environ.get("SALFACE_COMMIT", "") or "unknown"
+        return "unknown"
 
 
 def machine() -> str:
