@@ -175,6 +175,30 @@ def test_cam_experiment(settings):
     assert len(list(md.parent.glob("cam_mobilenet_v2_*.png"))) == 2
 
 
+def test_cam_of_a_bundled_model_needs_a_cache_of_its_input(settings, caches, tmp_path):
+    """The shipped classifiers are explained on a cache of their own size and colour; a 64 px
+    cache for a 96 px model is refused with both sizes named, not silently resized."""
+    with pytest.raises(ValueError, match="96 px rgb.*64 px rgb"):
+        cam_experiment(settings, models=("default-age-gender",), name="cam-shipped")
+    # a 96 px cache of a few of the same faces: the bundled model's CAMs are measured and reported
+    cc = open_crop_cache(caches["utk"])
+    samples = _utk_samples(caches["shared_utk"], 40)[-8:]
+    c96 = build_crop_cache(samples, tmp_path / "utk96", size=96, tasks=("age", "gender"), progress=False,
+                           splits=["test"] * len(samples),
+                           detector_kwargs={"model_path": str(caches["yunet"])})
+    from salface.cache import build_saliency_cache
+    from salface.saliency import get_saliency
+    build_saliency_cache(c96, "mlnet", model=get_saliency("mlnet"), progress=False)
+    settings.utk_cache = c96.root
+    md = cam_experiment(settings, models=("default-age-gender",), n_examples=2, name="cam-shipped")
+    assert md.parent.name == "cam-shipped"
+    res = json.loads((md.parent / "result.json").read_text())
+    entry = res["models"]["bundled default-age-gender"]
+    assert entry["cache"] == str(c96.root)
+    assert set(entry["tasks"]) == {"age", "gender"}
+    assert entry["tasks"]["gender"]["n_faces"] == int(np.sum(c96.detected))
+
+
 def test_fairness_per_group(settings, monkeypatch, tmp_path):
     empty = tmp_path / "bundled"
     empty.mkdir()
@@ -368,3 +392,41 @@ def test_train_runs_reports_a_failed_run_after_finishing_the_others(settings):
     with pytest.raises(RuntimeError, match="1 run\\(s\\) failed; first: .*no-such-net"):
         train_runs([bad, good], settings)
     assert len(list(settings.runs_dir.glob("*/eval_test.json"))) == 1
+
+
+def _device_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "device_experiments.py"
+    spec = importlib.util.spec_from_file_location("device_experiments", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_device_script_hands_back_records_without_weights(tmp_path, monkeypatch):
+    """What comes back from the GPU: every run's small files, never weights or optimizer state."""
+    import tarfile
+
+    mod = _device_script()
+    monkeypatch.chdir(tmp_path)
+    run = Path("runs/experiments/utkface-gender-x-s0-12345678")
+    run.mkdir(parents=True)
+    for f in ("eval_test.json", "metrics.csv", "test_predictions.npz", "best.safetensors", "optimizer.pt"):
+        (run / f).write_bytes(b"x")
+    (run.parent / ".locks").mkdir()
+    (run.parent / ".locks" / "r.lock").write_bytes(b"")
+    mod._records(Path("runs/experiments"), tmp_path, "runs.tgz")
+    with tarfile.open(tmp_path / "runs.tgz") as tar:
+        names = sorted(Path(n).name for n in tar.getnames())
+    assert names == ["eval_test.json", "metrics.csv", "test_predictions.npz"]
+
+
+def test_device_script_trains_each_shared_run_once(settings):
+    mod = _device_script()
+    utk = mod.specs_for("utkface", settings)
+    names = {sp.name() for sp in utk}
+    # experiment 1 (2 arms), ratios (7, r = 0 and 0.3 shared with 3), sources (5), backbones (3 new),
+    # heads (age alone), for one seed: 2 + 7 + 3 + 3 + 1 = 16 distinct runs
+    assert len(names) == 16
+    assert {sp.dataset for sp in mod.specs_for("ferplus", settings)} == {"ferplus"}

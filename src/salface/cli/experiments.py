@@ -161,11 +161,13 @@ def register(app: typer.Typer) -> None:
     @exp.command("cam")
     def cam_cmd(ctx: typer.Context,
                 run: List[Path] = typer.Option([], "--run", help="Run folder(s) to explain (default: the experiment-1 and AlexNet-GAP runs)."),
+                model: List[str] = typer.Option([], "--model", help="Bundled classifier(s) to explain on the test split of --utk-cache / --fer-cache; the report then goes to cam-shipped/ unless --run is given too."),
                 limit: Optional[int] = typer.Option(None, "--limit", help="At most this many test faces per model.")) -> None:
         """5. CAM mass on eyes, nose and mouth against a uniform map, over the test faces."""
         from ..experiments import cam_experiment
 
-        _done(lambda: cam_experiment(ctx.obj, run or None, limit=limit))
+        name = "cam-shipped" if model and not run else "cam"
+        _done(lambda: cam_experiment(ctx.obj, run or None, limit=limit, models=tuple(model), name=name))
 
     @exp.command("fairness")
     def fairness_cmd(ctx: typer.Context,
