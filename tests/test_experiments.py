@@ -181,7 +181,6 @@ def test_cam_of_a_bundled_model_needs_a_cache_of_its_input(settings, caches, tmp
     with pytest.raises(ValueError, match="96 px rgb.*64 px rgb"):
         cam_experiment(settings, models=("default-age-gender",), name="cam-shipped")
     # a 96 px cache of a few of the same faces: the bundled model's CAMs are measured and reported
-    cc = open_crop_cache(caches["utk"])
     samples = _utk_samples(caches["shared_utk"], 40)[-8:]
     c96 = build_crop_cache(samples, tmp_path / "utk96", size=96, tasks=("age", "gender"), progress=False,
                            splits=["test"] * len(samples),
