@@ -1,12 +1,16 @@
-"""Time the inference pipeline per stage on the CPU: load, detect, crop, saliency, classify.
+"""Time the inference pipeline per stage: load, detect, crop, saliency, classify.
 
     python benchmarks/bench_pipeline.py [--images DIR] [--limit 256] [--batch-size 64] [--threads N]
-                                        [--backend torch|onnx] [--repeats 3]
+                                        [--backend torch|onnx] [--repeats 3] [--device cpu|cuda]
 
 Images default to the first ``--limit`` UTKFace files in ``../shared/data/utkface`` (200 × 200, one
 face each, sorted by name) plus the scikit-image astronaut. Writes JSON to
 ``docs/benchmarks/pipeline_speed.json`` (``pipeline_speed_onnx.json`` with ``--backend onnx``) and
 prints a Markdown table.
+
+``--device cuda`` runs ML-Net and the classifiers on the GPU (detection and cropping stay on the
+CPU, as in ``analyze --device cuda``; timers wait for the GPU to finish) and writes
+``pipeline_speed_cuda.json``.
 
 ``--backend onnx`` runs the classifiers and ML-Net through ONNX Runtime (``pip install
 salface[onnx]``), with as many intra-op threads as torch uses; they are exported to the salface
@@ -37,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _commit() -> str:
+    import os
+    if os.environ.get("SALFACE_COMMIT"):         # a copy of the tree on another machine (see salface.evaluate.git_commit)
+        return os.environ["SALFACE_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, check=True).stdout.strip()
@@ -65,11 +72,13 @@ def main() -> None:
                     help="run the classifiers and ML-Net in PyTorch or ONNX Runtime")
     ap.add_argument("--repeats", type=int, default=3,
                     help="time detect..classify this many times and report each stage's median")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch backend)")
+    ap.add_argument("--detector-model", type=Path, default=None, help="YuNet .onnx file, if not installed")
     ap.add_argument("--out", type=Path, default=None,
                     help="JSON output (default docs/benchmarks/pipeline_speed[_onnx].json)")
     args = ap.parse_args()
     if args.out is None:
-        suffix = "_onnx" if args.backend == "onnx" else ""
+        suffix = "_onnx" if args.backend == "onnx" else ("_cuda" if args.device.startswith("cuda") else "")
         args.out = ROOT / "docs" / "benchmarks" / f"pipeline_speed{suffix}.json"
 
     import torch
@@ -99,7 +108,15 @@ def main() -> None:
     t_load = time.perf_counter() - t0
     n_img = len(images)
 
-    det = get_detector("yunet")
+    device = args.device
+    if device != "cpu" and args.backend == "onnx":
+        raise SystemExit("--device applies to the PyTorch backend only")
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    det = get_detector("yunet", **({"model_path": str(args.detector_model)} if args.detector_model else {}))
     det.detect(images[0])
     faces = [det.detect(im) for im in images]
     pairs = [(im, f) for im, fs in zip(images, faces) for f in fs]
@@ -114,7 +131,7 @@ def main() -> None:
 
                 net, cfg = load_classifier_onnx(name)
             else:
-                net, cfg = load_classifier(name)
+                net, cfg = load_classifier(name, device=device)
             note = "shipped weights"
         except MissingModelError:
             if args.backend == "onnx":
@@ -135,12 +152,12 @@ def main() -> None:
                                        ratio=0.3)
             else:
                 continue
-            net = build_classifier(cfg).to(memory_format=torch.channels_last).eval()
+            net = build_classifier(cfg).to(device).to(memory_format=torch.channels_last).eval()
             note = "not shipped yet: untrained weights of the same architecture, timing only"
         models.append((name, net, cfg, note))
 
     bs = args.batch_size
-    sal = get_saliency(args.saliency)
+    sal = get_saliency(args.saliency, device=device)
     if args.backend == "onnx":
         from salface.models.onnx import onnx_saliency
 
@@ -165,7 +182,8 @@ def main() -> None:
                 warm = prepare_crops(warm, cfg)
             warm_maps = sal(warm)
             if net is not None:
-                classify(net, to_input_tensor(warm, warm_maps, cfg, "cpu"), cfg)
+                classify(net, to_input_tensor(warm, warm_maps, cfg, device), cfg)
+            sync()
             for start in range(0, n_faces, bs):
                 chunk = pairs[start:start + bs]
                 t0 = time.perf_counter()
@@ -175,10 +193,12 @@ def main() -> None:
                 t_crop += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 maps = sal(crops)
+                sync()
                 t_sal += time.perf_counter() - t0
                 if net is not None:
                     t0 = time.perf_counter()
-                    classify(net, to_input_tensor(crops, maps, cfg, "cpu"), cfg)
+                    classify(net, to_input_tensor(crops, maps, cfg, device), cfg)
+                    sync()
                     t_cls += time.perf_counter() - t0
         return t_det, t_crop, t_sal, t_cls
 
@@ -199,11 +219,14 @@ def main() -> None:
                     "flip_tta": bool(c.extra.get("tta_flip")), "weights": note}
                    for n, _, c, note in models],
         "repeats": len(runs), "statistic": "median over repeats, per stage (load: once)",
-        "backend": args.backend, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "backend": args.backend, "device": device,
+        "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "cpu": _cpu(), "cores": __import__("os").cpu_count(), "commit": _commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "command": "python benchmarks/bench_pipeline.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("images", "out")),
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+            if k not in ("images", "out", "detector_model")),
         "data": f"first {args.limit} files of {args.images.name} (sorted) + skimage astronaut",
     })
     if args.backend == "onnx":
