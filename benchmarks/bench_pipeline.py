@@ -235,7 +235,7 @@ def main() -> None:
         results["onnxruntime"] = onnxruntime.__version__
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"| stage | s | images/s | faces/s |\n|---|---|---|---|")
+    print("| stage | s | images/s | faces/s |\n|---|---|---|---|")
     for k, v in results["stages"].items():
         print(f"| {k} | {v['seconds']} | {v['images_per_s']} | {v['faces_per_s']} |")
     print(f"\n{n_img} images, {n_faces} faces; written to {args.out}")

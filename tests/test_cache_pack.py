@@ -93,6 +93,20 @@ def test_unpack_reuses_a_finished_folder_and_checks_pixels(tmp_path):
     assert not unpack_cache(tmp_path / "q.npz", tmp_path / "q", progress=False).meta["pack"]["decoded_match"]
 
 
+def test_unpacking_over_another_cache_leaves_nothing_of_it(tmp_path):
+    src = _cache(tmp_path)
+    pack_cache(src, tmp_path / "with.npz", codec="png", progress=False)
+    unpack_cache(tmp_path / "with.npz", tmp_path / "out", progress=False)
+    (tmp_path / "out" / "saliency_x.npy").write_bytes(b"old")
+    gray = _cache(tmp_path, color="gray")
+    (gray.root / "targets_gender.npy").unlink()                 # this one has no label distributions
+    pack_cache(gray, tmp_path / "without.npz", codec="png", progress=False)
+    out = unpack_cache(tmp_path / "without.npz", tmp_path / "out", progress=False)
+    assert out.soft_targets("gender") is None
+    assert not list((tmp_path / "out").glob("saliency_*"))
+    assert np.array_equal(out.crops, gray.crops)
+
+
 def test_damaged_pack_names_the_file(tmp_path):
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"PK\x03\x04 not really a zip")

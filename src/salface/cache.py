@@ -633,12 +633,12 @@ def unpack_cache(pack_file: str | Path, out_dir: str | Path, *, progress: bool =
     os.replace(out / "crops.tmp.npy", out / "crops.npy")
     for k in ("labels", "split", "boxes", "landmarks", "detected"):
         np.save(out / f"{k}.npy", z[k])
+    for f in list(out.glob("targets_*.npy")) + list(out.glob("saliency_*")):
+        f.unlink()                      # left by another cache in this folder
     for k in z.files:
         if k.startswith("targets_"):
             np.save(out / f"{k}.npy", z[k])
     (out / "paths.json").write_text(json.dumps(paths))
-    for f in out.glob("saliency_*"):
-        f.unlink()
     meta["pack"]["decoded_match"] = digest.hexdigest() == meta["pack"]["decoded_sha256"]
     meta["pack"]["file"] = p.name
     meta.update({"n": n, "done": n, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
