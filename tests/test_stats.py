@@ -102,3 +102,33 @@ def test_compare_paired_is_json_ready():
     d = compare_paired(a, b, n_boot=500)
     json.dumps(d)
     assert d["mcnemar_exact"]["n01"] == 4 and d["bootstrap"]["n"] == 40
+
+
+def test_seed_image_bootstrap_does_not_let_one_seed_carry_a_difference():
+    """Two arms agree on seeds 0 and 1; on seed 2, arm a gets every image right and arm b none.
+    Per image, b's share of right seeds is always 1/3 lower, so the images-only bootstrap has no
+    spread and calls it certain; resampling seeds too, the number k of times seed 2 is drawn is
+    Binomial(3, 1/3), the difference is −k/3, and the known answers follow:
+    P(|−k/3 − (−1/3)| ≥ 1/3) = P(k ≠ 1) = 15/27, and the 95 % interval is [−1, 0]."""
+    from salface.stats import paired_bootstrap, seed_image_bootstrap
+
+    n = 200
+    a = [np.ones(n, bool)] * 3
+    b = [np.ones(n, bool), np.ones(n, bool), np.zeros(n, bool)]
+    images_only = paired_bootstrap(np.mean(a, axis=0), np.mean(b, axis=0), n_boot=2000)
+    assert images_only.ci_low == images_only.ci_high == pytest.approx(-1 / 3)
+    assert images_only.p_value < 0.001
+    r = seed_image_bootstrap(a, b, n_boot=20000, seed=1)
+    assert r.difference == pytest.approx(-1 / 3)
+    assert r.p_value == pytest.approx(15 / 27, abs=0.015)
+    assert (r.ci_low, r.ci_high) == (pytest.approx(-1.0), pytest.approx(0.0))
+    assert r.n == n
+
+
+def test_seed_image_bootstrap_checks_its_input():
+    from salface.stats import seed_image_bootstrap
+
+    with pytest.raises(ValueError, match="differ"):
+        seed_image_bootstrap([[1, 0], [1, 1]], [[1, 0]])
+    with pytest.raises(ValueError, match="n_boot"):
+        seed_image_bootstrap([[1, 0]], [[0, 1]], n_boot=10)

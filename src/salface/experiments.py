@@ -685,8 +685,10 @@ def _verdict(p: float, diff: float, alpha: float = 0.05) -> str:
 
 
 def _paired(a: Sequence[RunResult], b: Sequence[RunResult], task: str, n_boot: int = 10000) -> dict[str, Any]:
-    """Per-seed exact McNemar (pairs a[i], b[i]) and a bootstrap on per-image mean correctness."""
-    from .stats import mcnemar, paired_bootstrap
+    """Per-seed exact McNemar (pairs a[i], b[i]), a bootstrap over images of the per-image mean
+    correctness, and — with two or more seeds — a bootstrap over seeds and images, which is the
+    test the verdicts use (``primary``): a difference one seed carries is not called significant."""
+    from .stats import mcnemar, paired_bootstrap, seed_image_bootstrap
 
     for x, y in zip(a, b):
         if not np.array_equal(x.index, y.index):
@@ -695,7 +697,19 @@ def _paired(a: Sequence[RunResult], b: Sequence[RunResult], task: str, n_boot: i
     ca = np.mean([x.correct(task) for x in a], axis=0)
     cb = np.mean([y.correct(task) for y in b], axis=0)
     boot = paired_bootstrap(ca, cb, n_boot=n_boot).to_dict()
-    return {"mcnemar_per_seed": per_seed, "bootstrap_mean_over_seeds": boot}
+    out = {"mcnemar_per_seed": per_seed, "bootstrap_mean_over_seeds": boot, "primary": boot}
+    if len(a) >= 2:
+        out["bootstrap_seeds_and_images"] = seed_image_bootstrap(
+            [x.correct(task) for x in a], [y.correct(task) for y in b], n_boot=n_boot).to_dict()
+        out["primary"] = out["bootstrap_seeds_and_images"]
+    return out
+
+
+SIGNIFICANCE_NOTE = ("p: with several seeds, a paired bootstrap that resamples the seeds and then the test "
+                     "images (10,000 resamples), so a difference one seed carries is not called significant; "
+                     "\"images only\" resamples the images of the per-image share of seeds that were right, "
+                     "treating the seeds as fixed (it was the only test before session 4). With one seed both "
+                     "are the same.")
 
 
 # ------------------------------------------------------------------------------------ 1. on/off
@@ -718,12 +732,13 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
             acc_off = [r.metrics[t]["accuracy"] for r in off]
             acc_on = [r.metrics[t]["accuracy"] for r in on]
             test = _paired(off, on, t)
-            bt = test["bootstrap_mean_over_seeds"]
+            bt = test["primary"]
             verdict = _verdict(bt["p_value"], bt["difference"])
             ps = ", ".join(f"{m['p_value']:.3g}" for m in test["mcnemar_per_seed"])
             paper = PAPER["saliency-onoff"].get(t, {})
             rows.append(f"| {ds} | {t} | {_pm(acc_off)} | {_pm(acc_on)} | {100 * bt['difference']:+.2f} "
                         f"[{100 * bt['ci_low']:+.2f}, {100 * bt['ci_high']:+.2f}] | {ps} | {bt['p_value']:.3g} | "
+                        f"{test['bootstrap_mean_over_seeds']['p_value']:.3g} | "
                         f"{verdict} | {paper.get('without', '–')} → {paper.get('with', '–')} |")
             dsp["tasks"][t] = {"accuracy_without": acc_off, "accuracy_with": acc_on, "tests": test,
                                "verdict": verdict, "seeds": list(s.seeds)}
@@ -738,8 +753,8 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
                   if not_helps else ""))
     payload["verdict"] = verdict
     head = [f"| data | task | without saliency | with {s.saliency} (r = 0.3) | Δ (pp) [95 % CI] | "
-            f"McNemar p per seed | bootstrap p | verdict | paper (without → with; {DIFFERENT_DATA}) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            f"McNemar p per seed | p (seeds + images) | p (images only) | verdict | paper (without → with; "
+            f"{DIFFERENT_DATA}) |", "|---|---|---|---|---|---|---|---|---|---|"]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(fig_data), 3.6))
     x = np.arange(len(fig_data))
@@ -752,10 +767,10 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
     ax.legend(fontsize=8)
     png = _savefig(fig, Path(s.out_dir) / "saliency-onoff" / "accuracy.png")
     body = head + rows + ["", verdict, "", f"![accuracy with and without saliency]({png})", "",
-                          "Mean ± sample std over seeds. Δ = with − without, in percentage points, from a "
-                          "paired bootstrap over test images of the per-image share of seeds that were right "
-                          "(10,000 resamples); McNemar: exact binomial test per seed pair (same seed, same "
-                          "test images). A p-value ≥ 0.05 means the data here do not show that saliency helps.",
+                          "Mean ± sample std over seeds. Δ = with − without, in percentage points, with the "
+                          "95 % CI of the seeds + images bootstrap; McNemar: exact binomial test per seed pair "
+                          "(same seed, same test images). A p-value ≥ 0.05 means the data here do not show "
+                          "that saliency helps. " + SIGNIFICANCE_NOTE,
                           "", "Subsets: " + "; ".join(f"{d}: {p['subset']}" for d, p in payload["datasets"].items())]
     extra = {"seeds": list(s.seeds), "runs": _runs_time(all_runs)}
     return write_experiment("saliency-onoff", s, "Experiment 1 — with and without saliency", body,
@@ -834,7 +849,7 @@ def saliency_source(s: Settings, dataset: str = "utkface", sources: Sequence[str
         entry: dict[str, Any] = {"accuracy": accs}
         for ref in ("none", "centre"):
             if ref in runs and ref != src:
-                test = _paired(runs[ref], runs[src], task)["bootstrap_mean_over_seeds"]
+                test = _paired(runs[ref], runs[src], task)["primary"]
                 cells += [f"{100 * test['difference']:+.2f} [{100 * test['ci_low']:+.2f}, {100 * test['ci_high']:+.2f}]",
                           f"{test['p_value']:.3g}"]
                 entry[f"vs_{ref}"] = test
@@ -852,8 +867,8 @@ def saliency_source(s: Settings, dataset: str = "utkface", sources: Sequence[str
     ax.set_ylabel(f"test accuracy (%), {task}")
     png = _savefig(fig, Path(s.out_dir) / "saliency-source" / "accuracy.png")
     first = runs[sources[0]][0]
-    body = rows + ["", "p: paired bootstrap over test images of the per-image share of seeds that were right. "
-                   "The question: does a learned saliency model (ML-Net) beat a plain centre prior?", "",
+    body = rows + ["", SIGNIFICANCE_NOTE + " The question: does a learned saliency model (ML-Net) beat a "
+                   "plain centre prior?", "",
                    f"![accuracy per saliency source]({png})", "", "Subset: " + _subset_text(first.spec, first),
                    "", "The papers did not run this comparison (they used ML-Net only)."]
     all_runs = [r for v in runs.values() for r in v]
@@ -918,27 +933,29 @@ def heads(s: Settings) -> Path:
     both = [run_one(sp, s) for sp in specs[:n]]
     single = {t: [run_one(sp, s) for sp in specs[n:] if sp.tasks == (t,)] for t in ("age", "gender")}
     rows = ["| task | one network per task | one network, age + gender heads | Δ shared − per task (pp) "
-            "[95 % CI] | McNemar p per seed | bootstrap p | verdict |", "|---|---|---|---|---|---|---|"]
+            "[95 % CI] | McNemar p per seed | p (seeds + images) | p (images only) | verdict |",
+            "|---|---|---|---|---|---|---|---|"]
     payload: dict[str, Any] = {"seeds": list(s.seeds), "tasks": {}}
     for t in ("age", "gender"):
         acc_single = [r.metrics[t]["accuracy"] for r in single[t]]
         acc_both = [r.metrics[t]["accuracy"] for r in both]
         test = _paired(single[t], both, t)
-        bt = test["bootstrap_mean_over_seeds"]
+        bt = test["primary"]
         if bt["p_value"] >= 0.05:
             verdict = f"no significant difference (p = {bt['p_value']:.3g})"
         else:
             verdict = f"shared network significantly {'better' if bt['difference'] > 0 else '**worse**'}"
         ps = ", ".join(f"{m['p_value']:.3g}" for m in test["mcnemar_per_seed"])
         rows.append(f"| {t} | {_pm(acc_single)} | {_pm(acc_both)} | {100 * bt['difference']:+.2f} "
-                    f"[{100 * bt['ci_low']:+.2f}, {100 * bt['ci_high']:+.2f}] | {ps} | {bt['p_value']:.3g} | {verdict} |")
+                    f"[{100 * bt['ci_low']:+.2f}, {100 * bt['ci_high']:+.2f}] | {ps} | {bt['p_value']:.3g} | "
+                    f"{test['bootstrap_mean_over_seeds']['p_value']:.3g} | {verdict} |")
         entry: dict[str, Any] = {"accuracy_per_task_network": acc_single, "accuracy_shared": acc_both,
                                  "tests": test, "verdict": verdict}
         if t == "age":
             entry["one_off_per_task_network"] = [r.metrics[t]["one_off_accuracy"] for r in single[t]]
             entry["one_off_shared"] = [r.metrics[t]["one_off_accuracy"] for r in both]
             rows.append(f"| age, 1-off | {_pm(entry['one_off_per_task_network'])} | {_pm(entry['one_off_shared'])} "
-                        "| | | | |")
+                        "| | | | | |")
         payload["tasks"][t] = entry
     worse = [t for t, e in payload["tasks"].items() if "worse" in e["verdict"]]
     verdict = (f"The shared network is significantly worse on: {', '.join(worse)}." if worse else
@@ -952,9 +969,9 @@ def heads(s: Settings) -> Path:
     payload["params"] = {"shared": p_both, "per_task_total": p_single}
     first = both[0]
     body = rows + ["", verdict, "", cost, "",
-                   "Mean ± sample std over seeds; Δ and its CI from a paired bootstrap over test images "
-                   "of the per-image share of seeds that were right (10,000 resamples); McNemar: exact "
-                   "test per seed pair (same seed, same test images). The two-head network keeps the epoch "
+                   "Mean ± sample std over seeds; Δ and its CI from the seeds + images bootstrap; McNemar: "
+                   "exact test per seed pair (same seed, same test images). " + SIGNIFICANCE_NOTE + " "
+                   "The two-head network keeps the epoch "
                    "with the best mean of its two val accuracies, each single-task network the epoch best on "
                    "its own task.", "",
                    "Subset: " + _subset_text(first.spec, first)]

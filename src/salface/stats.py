@@ -166,6 +166,46 @@ def paired_bootstrap(a_correct: Sequence[Any], b_correct: Sequence[Any], *, n_bo
                            confidence=confidence, p_value=float(p), n_boot=int(n_boot), seed=int(seed))
 
 
+def seed_image_bootstrap(a_runs: Sequence[Sequence[Any]], b_runs: Sequence[Sequence[Any]], *,
+                         n_boot: int = 10000, confidence: float = 0.95, seed: int = 0) -> BootstrapResult:
+    """Two-stage paired bootstrap of ``mean(b) − mean(a)`` over seeds *and* test images.
+
+    ``a_runs`` / ``b_runs``: one row per seed (run ``i`` of ``a`` and of ``b`` share seed ``i``),
+    one column per test image, True/False. Each resample draws the seeds with replacement (the
+    same draw for both arms) and then the images with replacement (the same for every run), so a
+    difference that one lucky or unlucky seed carries gets a wide interval — unlike
+    :func:`paired_bootstrap` on the per-image mean over seeds, which treats the seeds as fixed.
+    With few seeds the seed draw is coarse (3 seeds give 10 distinct draws); that coarseness is
+    the honest uncertainty. Percentile CI and shift-method p-value as in :func:`paired_bootstrap`."""
+    a = np.stack([_as_correct(r, "a_runs") for r in a_runs]) if len(a_runs) else np.zeros((0, 0))
+    b = np.stack([_as_correct(r, "b_runs") for r in b_runs]) if len(b_runs) else np.zeros((0, 0))
+    if a.shape != b.shape:
+        raise ValueError(f"a_runs {a.shape} and b_runs {b.shape} differ (seeds × images)")
+    if a.size == 0:
+        raise ValueError("no runs or no test images to compare")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_boot < 100:
+        raise ValueError(f"n_boot must be at least 100, got {n_boot}")
+    d = b - a
+    n_seeds, n = d.shape
+    obs = float(d.mean())
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // (n * n_seeds))
+    for s in range(0, n_boot, chunk):
+        e = min(n_boot, s + chunk)
+        rows = rng.integers(0, n_seeds, size=(e - s, n_seeds))
+        cols = rng.integers(0, n, size=(e - s, n))
+        boots[s:e] = d[rows[:, :, None], cols[:, None, :]].mean(axis=(1, 2))
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    extreme = int(np.sum(np.abs(boots - obs) >= abs(obs) - 1e-12)) if obs != 0 else n_boot
+    p = min(1.0, (1 + extreme) / (n_boot + 1))
+    return BootstrapResult(n=int(n), difference=obs, ci_low=float(lo), ci_high=float(hi),
+                           confidence=confidence, p_value=float(p), n_boot=int(n_boot), seed=int(seed))
+
+
 def compare_paired(a_correct: Sequence[Any], b_correct: Sequence[Any], *, n_boot: int = 10000,
                    seed: int = 0) -> dict[str, Any]:
     """Both McNemar versions and the bootstrap in one JSON-ready dict (booleans only)."""
