@@ -108,7 +108,10 @@ def test_saliency_onoff_end_to_end_and_reuse(settings):
     assert "different data" in text and "62.11 ± 3.2 %" in text and "commit:" in text
     assert (md.parent / "accuracy.png").stat().st_size > 1000
     index = (settings.out_dir / "README.md").read_text()
-    assert "not run yet" not in index and "bootstrap p" in index and index.endswith("end\n")
+    assert "not run yet" not in index and "p (seeds + images)" in index and index.endswith("end\n")
+    primary = g["tests"]["primary"]          # with two seeds the verdict rests on seeds + images
+    assert primary == g["tests"]["bootstrap_seeds_and_images"]
+    assert primary["ci_low"] <= primary["difference"] <= primary["ci_high"]
     # a second call reuses the finished runs: nothing is retrained
     evals = sorted(settings.runs_dir.glob("*/eval_test.json"))
     assert len(evals) == 4
