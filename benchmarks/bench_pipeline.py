@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,17 +37,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _commit() -> str:
-    import os
-    if os.environ.get("SALFACE_COMMIT"):         # a copy of the tree on another machine (see salface.evaluate.git_commit)
-        return os.environ["SALFACE_COMMIT"]
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _cpu() -> str:
@@ -85,6 +73,7 @@ def main() -> None:
 
     from salface.crop import crop_face
     from salface.detect import get_detector
+    from salface.evaluate import git_commit
     from salface.io import load_image
     from salface.models.preprocess import forward_logits, prepare_crops, to_input_tensor
     from salface.models.registry import DEFAULT_MODELS, load_classifier
@@ -222,7 +211,7 @@ def main() -> None:
         "backend": args.backend, "device": device,
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "cpu": _cpu(), "cores": __import__("os").cpu_count(), "commit": _commit(),
+        "cpu": _cpu(), "cores": __import__("os").cpu_count(), "commit": git_commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "command": "python benchmarks/bench_pipeline.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()

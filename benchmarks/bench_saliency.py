@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -86,8 +85,9 @@ def main() -> None:
     ap.add_argument("--models", default="mlnet,spectral-residual,frequency-tuned,centre,none")
     ap.add_argument("--out", default="docs/benchmarks/saliency_speed.json")
     args = ap.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    from salface.evaluate import git_commit
+
+    commit = git_commit()
     res = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "commit": commit, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
                                         f"{os.cpu_count()} logical CPUs",

@@ -47,6 +47,7 @@ def test_png_pack_round_trip_is_bit_identical(tmp_path):
     assert np.array_equal(out.soft_targets("gender"), src.soft_targets("gender"))
     assert out.paths == src.paths
     assert out.meta["pack"]["lossless"] and out.meta["pack"]["decoded_match"]
+    assert info["mean_abs_error"] == 0.0 and info["bytes_per_crop"] == pytest.approx(info["crop_bytes"] / 8, abs=0.1)
     assert out.meta["key"] != src.meta["key"] and out.meta["pack"]["source_key"] == src.meta["key"]
     assert (out.size, out.color, out.tasks) == (src.size, src.color, src.tasks)
 
@@ -54,13 +55,14 @@ def test_png_pack_round_trip_is_bit_identical(tmp_path):
 def test_subset_and_lossy_pack_is_another_cache(tmp_path):
     src = _cache(tmp_path)
     idx = np.array([6, 1, 4])
-    pack_cache(src, tmp_path / "j.npz", index=idx, codec="jpeg", quality=90, progress=False)
+    info = pack_cache(src, tmp_path / "j.npz", index=idx, codec="jpeg", quality=90, progress=False)
     out = unpack_cache(tmp_path / "j.npz", tmp_path / "j", progress=False)
     assert len(out) == 3
     assert out.split.tolist() == [0, 1, 2]                      # samples 1, 4, 6, in cache order
     assert out.paths == [src.paths[i] for i in (1, 4, 6)]
     err = np.abs(out.crops.astype(int) - src.crops[[1, 4, 6]].astype(int)).mean()
     assert 0 < err < 4                                          # lossy, but close
+    assert info["mean_abs_error"] == pytest.approx(err, abs=1e-3)  # the summary reports that error
     assert out.meta["pack"]["decoded_match"] and not out.meta["pack"]["lossless"]
     pack_cache(src, tmp_path / "j95.npz", index=idx, codec="jpeg", quality=95, progress=False)
     other = unpack_cache(tmp_path / "j95.npz", tmp_path / "j95", progress=False)
@@ -80,7 +82,6 @@ def test_unpack_reuses_a_finished_folder_and_checks_pixels(tmp_path):
     pack_cache(src, tmp_path / "p.npz", codec="png", progress=False)
     out = unpack_cache(tmp_path / "p.npz", tmp_path / "out", progress=False)
     stamp = out.meta["created"]
-    (tmp_path / "out" / "crops.npy").touch()
     again = unpack_cache(tmp_path / "p.npz", tmp_path / "out", progress=False)
     assert again.meta["created"] == stamp                       # not rebuilt
     # a pack whose stored pixel hash does not match what decodes here is flagged, not trusted

@@ -533,7 +533,8 @@ def pack_cache(src: CropCache | str | Path, out_file: str | Path, *, index: np.n
     codec and the quality, so runs trained on it never pass for runs on the source. The SHA-256
     of the decoded crops is stored, and :func:`unpack_cache` checks that another machine's
     decoder gives the same pixels. Gray caches (three equal channels) are packed as one channel.
-    Returns a summary (samples, bytes, key)."""
+    Returns a summary (samples, bytes, bytes per crop, the mean absolute error of the decoded
+    crops in grey levels, key)."""
     cc = src if isinstance(src, CropCache) else open_crop_cache(src)
     idx = np.arange(len(cc)) if index is None else np.sort(np.asarray(index, np.int64))
     if len(idx) == 0:
@@ -546,6 +547,7 @@ def pack_cache(src: CropCache | str | Path, out_file: str | Path, *, index: np.n
     chunks: list[bytes] = []
     offsets = np.zeros(len(idx) + 1, np.int64)
     digest = hashlib.sha256()
+    abs_err = 0.0
     it = range(len(idx))
     if progress:
         from tqdm import tqdm
@@ -559,6 +561,7 @@ def pack_cache(src: CropCache | str | Path, out_file: str | Path, *, index: np.n
         data = _encode_crop(np.ascontiguousarray(c), codec, quality)
         dec = _decode_crop(data, channels)
         digest.update(np.ascontiguousarray(dec).tobytes())
+        abs_err += float(np.abs(dec.astype(np.int16) - c).mean())
         chunks.append(data)
         offsets[k + 1] = offsets[k] + len(data)
     key = hashlib.sha256(json.dumps({"source": cc.meta["key"], "codec": codec,
@@ -569,7 +572,9 @@ def pack_cache(src: CropCache | str | Path, out_file: str | Path, *, index: np.n
     meta["pack"] = {"source_key": cc.meta["key"], "source_root": str(cc.root), "source_n": len(cc),
                     "codec": codec, "quality": None if codec == "png" else int(quality),
                     "lossless": codec == "png", "version": PACK_VERSION,
-                    "decoded_sha256": digest.hexdigest()}
+                    "decoded_sha256": digest.hexdigest(),
+                    "mean_abs_error": round(abs_err / len(idx), 4),
+                    "bytes_per_crop": round(float(offsets[-1]) / len(idx), 1)}
     meta["key"] = key
     paths = cc.paths
     arrays: dict[str, np.ndarray] = {
@@ -591,7 +596,9 @@ def pack_cache(src: CropCache | str | Path, out_file: str | Path, *, index: np.n
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, out)
     return {"file": str(out), "samples": int(len(idx)), "bytes": out.stat().st_size,
-            "crop_bytes": int(offsets[-1]), "key": key, "codec": codec, "channels": channels}
+            "crop_bytes": int(offsets[-1]), "bytes_per_crop": meta["pack"]["bytes_per_crop"],
+            "mean_abs_error": meta["pack"]["mean_abs_error"], "key": key, "codec": codec,
+            "channels": channels}
 
 
 def unpack_cache(pack_file: str | Path, out_dir: str | Path, *, progress: bool = True) -> CropCache:

@@ -364,7 +364,7 @@ def _finished_result(spec: RunSpec, run_dir: Path) -> RunResult | None:
 def _train_and_test(spec: RunSpec, s: Settings, cc: CropCache, run_dir: Path) -> RunResult:
     import torch
 
-    from .evaluate import predict_arrays, task_metrics
+    from .evaluate import git_commit, machine, predict_arrays, task_metrics
     from .train import load_run, train
 
     rec_p = run_dir / "eval_test.json"
@@ -398,8 +398,6 @@ def _train_and_test(spec: RunSpec, s: Settings, cc: CropCache, run_dir: Path) ->
     y_pred = {t: probs[t].argmax(1) for t in spec.tasks}
     metrics = {t: task_metrics(t, y_true[t], y_pred[t]) for t in spec.tasks if (y_true[t] >= 0).any()}
     history = json.loads((run_dir / "metrics.json").read_text())
-    from .evaluate import git_commit, machine
-
     info = {"device": device, "machine": machine(), "commit": git_commit(),
             "pretrained": bool(preset.pretrained), "backbone": preset.backbone,
             "input_size": preset.input_size, "color": preset.color, "preset": preset.name,

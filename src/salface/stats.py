@@ -132,6 +132,29 @@ def mcnemar(a_correct: Sequence[Any], b_correct: Sequence[Any], method: str = "e
                          accuracy_b=float(b.mean()), statistic=stat, p_value=p, method=method)
 
 
+def _check_bootstrap(a: np.ndarray, b: np.ndarray, names: str, confidence: float, n_boot: int) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{names} differ: {a.shape} and {b.shape}")
+    if a.size == 0:
+        raise ValueError("no test images to compare")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_boot < 100:
+        raise ValueError(f"n_boot must be at least 100, got {n_boot}")
+
+
+def _bootstrap_result(boots: np.ndarray, obs: float, n: int, confidence: float, seed: int) -> BootstrapResult:
+    """Percentile CI and shift-method p-value (how often a resample is at least as far from the
+    observed difference as the observed difference is from 0) of the resampled differences."""
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    n_boot = len(boots)
+    extreme = int(np.sum(np.abs(boots - obs) >= abs(obs) - 1e-12)) if obs != 0 else n_boot
+    p = min(1.0, (1 + extreme) / (n_boot + 1))
+    return BootstrapResult(n=int(n), difference=obs, ci_low=float(lo), ci_high=float(hi),
+                           confidence=confidence, p_value=float(p), n_boot=int(n_boot), seed=int(seed))
+
+
 def paired_bootstrap(a_correct: Sequence[Any], b_correct: Sequence[Any], *, n_boot: int = 10000,
                      confidence: float = 0.95, seed: int = 0) -> BootstrapResult:
     """Percentile CI and shift-method p-value of ``mean(b) − mean(a)`` by resampling images.
@@ -140,16 +163,8 @@ def paired_bootstrap(a_correct: Sequence[Any], b_correct: Sequence[Any], *, n_bo
     got it right. The same bootstrap resample of images is applied to both (paired)."""
     a = _as_correct(a_correct, "a_correct")
     b = _as_correct(b_correct, "b_correct")
-    if a.shape != b.shape:
-        raise ValueError(f"a_correct {a.shape} and b_correct {b.shape} differ in length")
-    if a.size == 0:
-        raise ValueError("no test images to compare")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if n_boot < 100:
-        raise ValueError(f"n_boot must be at least 100, got {n_boot}")
+    _check_bootstrap(a, b, "a_correct and b_correct", confidence, n_boot)
     d = b - a
-    obs = float(d.mean())
     rng = np.random.default_rng(seed)
     n = d.size
     boots = np.empty(n_boot)
@@ -158,12 +173,7 @@ def paired_bootstrap(a_correct: Sequence[Any], b_correct: Sequence[Any], *, n_bo
         e = min(n_boot, s + chunk)
         idx = rng.integers(0, n, size=(e - s, n))
         boots[s:e] = d[idx].mean(axis=1)
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    extreme = int(np.sum(np.abs(boots - obs) >= abs(obs) - 1e-12)) if obs != 0 else n_boot
-    p = min(1.0, (1 + extreme) / (n_boot + 1))
-    return BootstrapResult(n=int(n), difference=obs, ci_low=float(lo), ci_high=float(hi),
-                           confidence=confidence, p_value=float(p), n_boot=int(n_boot), seed=int(seed))
+    return _bootstrap_result(boots, float(d.mean()), n, confidence, seed)
 
 
 def seed_image_bootstrap(a_runs: Sequence[Sequence[Any]], b_runs: Sequence[Sequence[Any]], *,
@@ -179,17 +189,9 @@ def seed_image_bootstrap(a_runs: Sequence[Sequence[Any]], b_runs: Sequence[Seque
     the honest uncertainty. Percentile CI and shift-method p-value as in :func:`paired_bootstrap`."""
     a = np.stack([_as_correct(r, "a_runs") for r in a_runs]) if len(a_runs) else np.zeros((0, 0))
     b = np.stack([_as_correct(r, "b_runs") for r in b_runs]) if len(b_runs) else np.zeros((0, 0))
-    if a.shape != b.shape:
-        raise ValueError(f"a_runs {a.shape} and b_runs {b.shape} differ (seeds × images)")
-    if a.size == 0:
-        raise ValueError("no runs or no test images to compare")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if n_boot < 100:
-        raise ValueError(f"n_boot must be at least 100, got {n_boot}")
+    _check_bootstrap(a, b, "a_runs and b_runs (seeds × images)", confidence, n_boot)
     d = b - a
     n_seeds, n = d.shape
-    obs = float(d.mean())
     rng = np.random.default_rng(seed)
     boots = np.empty(n_boot)
     chunk = max(1, 2_000_000 // (n * n_seeds))
@@ -198,12 +200,7 @@ def seed_image_bootstrap(a_runs: Sequence[Sequence[Any]], b_runs: Sequence[Seque
         rows = rng.integers(0, n_seeds, size=(e - s, n_seeds))
         cols = rng.integers(0, n, size=(e - s, n))
         boots[s:e] = d[rows[:, :, None], cols[:, None, :]].mean(axis=(1, 2))
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    extreme = int(np.sum(np.abs(boots - obs) >= abs(obs) - 1e-12)) if obs != 0 else n_boot
-    p = min(1.0, (1 + extreme) / (n_boot + 1))
-    return BootstrapResult(n=int(n), difference=obs, ci_low=float(lo), ci_high=float(hi),
-                           confidence=confidence, p_value=float(p), n_boot=int(n_boot), seed=int(seed))
+    return _bootstrap_result(boots, float(d.mean()), n, confidence, seed)
 
 
 def compare_paired(a_correct: Sequence[Any], b_correct: Sequence[Any], *, n_boot: int = 10000,
