@@ -77,7 +77,7 @@ def main() -> None:
     from salface.io import load_image
     from salface.models.preprocess import forward_logits, prepare_crops, to_input_tensor
     from salface.models.registry import DEFAULT_MODELS, load_classifier
-    from salface.models.weights import MissingModelError, load_manifest
+    from salface.hub import MissingModelError, load_manifest
     from salface.saliency import get_saliency
 
     if args.threads:

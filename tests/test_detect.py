@@ -11,7 +11,7 @@ import pytest
 from salface.detect import available_detectors, canonical_name, get_detector
 from salface.detect.given import GivenBoxes, WholeImage
 from salface.io import load_image
-from salface.models.weights import MissingModelError
+from salface.hub import MissingModelError
 from salface.types import Box, Face
 
 # Checked by eye once (YuNet 2023mar, OpenCV 5.0): the astronaut's face spans about
@@ -117,7 +117,34 @@ def test_yunet_bad_params(yunet_model):
         get_detector("yunet", model_path="/nonexistent/yunet.onnx")
 
 
+def test_yunet_bundled_offline(monkeypatch, tmp_path, astronaut):
+    """Right after install, with an empty cache and no network, YuNet loads from the package."""
+    from salface.hub import bundled_dir
+
+    monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "empty_home"))
+    monkeypatch.setenv("SALFACE_OFFLINE", "1")
+    det = get_detector("yunet")
+    assert det.model_path.parent == bundled_dir()
+    assert len(det(astronaut)) == 1
+
+
+def test_yunet_bundled_corrupt(monkeypatch, tmp_path):
+    import shutil
+
+    from salface.errors import ChecksumError
+    from salface.hub import bundled_dir
+
+    d = tmp_path / "bundle"
+    shutil.copytree(bundled_dir(), d, ignore=shutil.ignore_patterns("*.safetensors", "*.onnx"))
+    (d / "face_detection_yunet_2023mar.onnx").write_bytes(b"not a model")
+    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(d))
+    monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "empty_home"))
+    with pytest.raises(ChecksumError, match="yunet"):
+        get_detector("yunet")
+
+
 def test_yunet_missing_model_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path / "no_bundle"))
     monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "empty_home"))
     monkeypatch.setenv("SALFACE_OFFLINE", "1")
     with pytest.raises(MissingModelError, match="salface fetch yunet --from"):
@@ -125,7 +152,7 @@ def test_yunet_missing_model_offline(monkeypatch, tmp_path):
 
 
 def test_yunet_from_cache(yunet_model, astronaut, monkeypatch, tmp_path):
-    from salface.models.weights import ensure_file
+    from salface.hub import ensure_file
 
     monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "home"))
     ensure_file("yunet", source=str(yunet_model), progress=False)

@@ -8,7 +8,7 @@ import torch
 from salface.models.backbones import build_classifier, freeze_first
 from salface.models.config import ClassifierConfig
 from salface.models.registry import DEFAULT_MODELS, list_classifiers, load_classifier
-from salface.models.weights import MissingModelError
+from salface.hub import MissingModelError
 
 
 def _cfg(backbone: str, size: int, tasks=("age", "gender")) -> ClassifierConfig:
@@ -97,7 +97,7 @@ def test_registry_names_and_missing_model_error(tmp_path):
 
 
 def test_registry_round_trip_through_register_bundled(tmp_path):
-    from salface.models.weights import register_bundled
+    from salface.hub import register_bundled
 
     cfg = _cfg("mobilenet_v2", 64, ("expression",))
     torch.manual_seed(1)

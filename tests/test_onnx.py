@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from salface.crop import crop_face  # noqa: E402
-from salface.models import weights as W  # noqa: E402
+from salface import hub as W  # noqa: E402
 from salface.models.onnx import (export_onnx, export_path, load_classifier_onnx,  # noqa: E402
                                  onnx_saliency)
 from salface.types import Box, Face  # noqa: E402

@@ -93,7 +93,7 @@ def test_analyze_raises_for_a_bad_file(tmp_path):
 
 def test_cli_detect_only(files, tmp_path, yunet_model):
     from salface.cli import app
-    from salface.models.weights import ensure_file
+    from salface.hub import ensure_file
 
     ensure_file("yunet", source=str(yunet_model), progress=False)
     out = tmp_path / "out"
@@ -111,7 +111,7 @@ def test_cli_detect_only(files, tmp_path, yunet_model):
 
 def test_cli_csv_and_jsonl(files, tmp_path, yunet_model):
     from salface.cli import app
-    from salface.models.weights import ensure_file
+    from salface.hub import ensure_file
 
     ensure_file("yunet", source=str(yunet_model), progress=False)
     res = CliRunner().invoke(app, ["analyze", str(files[0]), str(files[2]), "--detect-only",
@@ -146,7 +146,7 @@ def test_shipped_expression_model_golden(yunet_model, astronaut):
 
 def test_missing_default_model_is_named(monkeypatch, tmp_path):
     """A task whose default model is not shipped: a clear error naming the model, no guessing."""
-    from salface.models.weights import MissingModelError
+    from salface.hub import MissingModelError
 
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path))  # an empty bundle
     with pytest.raises(MissingModelError, match="default-age-gender"):

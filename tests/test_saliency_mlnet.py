@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import shared_path
-from salface.models.weights import ChecksumError, MissingModelError, bundled_dir, load_manifest
+from salface.hub import ChecksumError, MissingModelError, bundled_dir, load_manifest
 from salface.saliency import get_saliency
 from salface.saliency.mlnet import (DEFAULT_MODEL_NAME, MLNet, MLNetConfig, MobileNetV2Levels,
                                     VGG16Levels, fuse_levels, mlnet_loss)
@@ -144,7 +144,7 @@ def test_golden_astronaut_face(imagenet_home, astronaut, yunet_model):
 def test_bundled_mlnet_is_self_contained(monkeypatch, tmp_path):
     """The shipped ML-Net carries its frozen backbone: it loads with an empty torch cache and no
     ImageNet download (the pinned astronaut output above checks the maps themselves)."""
-    from salface.models.weights import load_manifest
+    from salface.hub import load_manifest
     from salface.saliency import get_saliency
 
     if "mlnet-mobilenetv2-nus" not in load_manifest()["models"]:

@@ -28,7 +28,7 @@ def test_target_on_output_grid():
 
 
 def test_bundle_round_trip(tmp_path, monkeypatch, imagenet_home):
-    from salface.models.weights import load_manifest
+    from salface.hub import load_manifest
     from salface.saliency import get_saliency
 
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from salface.models import weights as W
+from salface import hub as W
 
 
 @pytest.fixture(autouse=True)

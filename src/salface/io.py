@@ -36,6 +36,8 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import ImageError
+
 DEFAULT_MAX_PIXELS = 100_000_000
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -47,18 +49,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 _PIL_LIMIT_LOCK = threading.Lock()
-
-
-class ImageError(ValueError):
-    """An input that could not be turned into an RGB image. ``str()`` is ``"<source>: <reason>"``."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        self.source = str(source)
-        self.reason = reason
-        super().__init__(f"{self.source}: {reason}")
-
-    def __reduce__(self):  # keep it picklable (worker processes send errors back)
-        return (type(self), (self.source, self.reason))
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..models import weights as W
+from .. import hub as W
 
 err = Console(stderr=True)
 

@@ -8,6 +8,8 @@ labels). Readers never decode images; :meth:`Sample.load` does, through :func:`s
 
 from __future__ import annotations
 
+from ..errors import SalfaceError
+
 import bisect
 import csv
 import os
@@ -25,7 +27,7 @@ ROW_MARK = "#row="
 ``fer2013.csv``-style file whose ``pixels`` column holds the image."""
 
 
-class DatasetError(ValueError):
+class DatasetError(SalfaceError, ValueError):
     """A dataset file or folder that is not in the expected layout. ``str()`` names the file and
     what is wrong with it (missing column, bad label, missing image folder, ...)."""
 

@@ -1,8 +1,9 @@
 """YuNet (OpenCV ``cv2.FaceDetectorYN``): a small, fast CNN face detector with five landmarks.
 
 Model: ``face_detection_yunet_2023mar.onnx`` from opencv_zoo (MIT; the training code,
-libfacedetection.train, is Apache-2.0), fetched into the user cache by
-:func:`salface.models.weights.ensure_file` (``salface fetch yunet``) or given as ``model_path``.
+libfacedetection.train, is Apache-2.0), bundled with the package and checksum-verified on load
+(:func:`salface.hub.detector_file`); a copy installed with ``salface fetch yunet`` overrides
+it, and ``model_path`` uses any other file.
 
 Rescaling (choices of this package, not of YuNet):
 
@@ -69,9 +70,9 @@ class YuNetDetector(Detector):
         if min_side is not None and max_side is not None and min_side > max_side:
             raise ValueError(f"min_side ({min_side}) must not exceed max_side ({max_side})")
         if model_path is None:
-            from ..models.weights import ensure_file
+            from ..hub import detector_file
 
-            model_path = ensure_file("yunet")
+            model_path = detector_file("yunet")
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"YuNet model file not found: {model_path}")

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..saliency.base import SaliencyModel
 from .config import ClassifierConfig
-from .weights import bundled_entry, bundled_model_path, cache_dir, sha256_file
+from ..hub import bundled_entry, bundled_model_path, cache_dir, sha256_file
 
 INPUT_NAME = "input"
 SALIENCY_OUTPUT = "saliency"
@@ -135,7 +135,7 @@ def export_onnx(name: str, out_path: str | os.PathLike | None = None, *,
     weights already there is reused unless ``force``. The model's config, the source's SHA-256
     and the ONNX file's SHA-256 are written to a ``.json`` file of the same stem. ``module`` is
     the loaded torch network of ``name`` (saves loading it again); ``directory`` is the bundled
-    folder (default :func:`~salface.models.weights.bundled_dir`).
+    folder (default :func:`~salface.hub.bundled_dir`).
     """
     source_sha256 = _source_sha256(name, directory)
     path = Path(out_path) if out_path is not None else _cached(name, source_sha256)

@@ -3,8 +3,8 @@
 ``DEFAULT_MODELS`` says which bundled model serves each task by default: one MobileNetV2 with
 age and gender heads trained on UTKFace, and a gray-scale MobileNetV2 expression model trained on
 FER+. :func:`load_classifier` builds the network from the config stored in the manifest and loads
-its weights through :func:`salface.models.weights.load_state_dict` (SHA-256 verified); a model that
-has not been shipped yet raises :class:`~salface.models.weights.MissingModelError` — salface never
+its weights through :func:`salface.hub.load_state_dict` (SHA-256 verified); a model that
+has not been shipped yet raises :class:`~salface.hub.MissingModelError` — salface never
 predicts with random weights.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .config import ClassifierConfig
-from .weights import MissingModelError, load_manifest, load_state_dict
+from ..hub import MissingModelError, load_manifest, load_state_dict
 
 DEFAULT_MODELS: dict[str, str] = {
     "age": "default-age-gender",

@@ -8,7 +8,7 @@ Names (:func:`available_saliency`):
 
 * ``mlnet`` — ML-Net (Cornia et al. 2016) with a frozen MobileNetV2, trained on the NUS eye
   fixations; the package's bundled default :data:`~salface.saliency.mlnet.DEFAULT_MODEL_NAME`
-  (checksum-verified). Raises :class:`~salface.models.weights.MissingModelError` when its
+  (checksum-verified). Raises :class:`~salface.hub.MissingModelError` when its
   weights are not installed — never a randomly initialised network.
 * ``spectral-residual`` (Hou & Zhang 2007), ``frequency-tuned`` (Achanta et al. 2009).
 * ``centre`` (also ``center``) — a Gaussian centre bias.

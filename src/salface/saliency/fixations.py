@@ -27,6 +27,8 @@ Choices made here, where the release is silent or misleading:
 
 from __future__ import annotations
 
+from ..errors import SalfaceError
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,7 @@ N_IMAGES = 500
 N_OBSERVERS = 12
 
 
-class NusDataError(RuntimeError):
+class NusDataError(SalfaceError, RuntimeError):
     """The NUS data folder is missing a file or holds something unexpected."""
 
 

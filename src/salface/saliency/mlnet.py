@@ -144,13 +144,13 @@ _WEIGHT_FILES = {"mobilenet_v2": "mobilenet_v2-b0353104.pth", "vgg16": "vgg16-39
 def build_backbone(name: str, pretrained: bool = True) -> nn.Module:
     """The frozen feature extractor; ImageNet weights come the standard torchvision way
     (``$TORCH_HOME/hub/checkpoints/`` or a download). Missing weights raise
-    :class:`~salface.models.weights.MissingModelError` with the file name to install."""
+    :class:`~salface.hub.MissingModelError` with the file name to install."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
     try:
         m: nn.Module = MobileNetV2Levels(pretrained) if name == "mobilenet_v2" else VGG16Levels(pretrained)
     except (OSError, RuntimeError) as exc:  # no network and no cached ImageNet weights
-        from ..models.weights import MissingModelError
+        from ..hub import MissingModelError
 
         raise MissingModelError(
             f"ML-Net's {name} backbone needs torchvision's ImageNet weights, which could not be "
@@ -315,11 +315,11 @@ def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
                floor: float | None = None) -> MLNetSaliency:
     """Load bundled ML-Net ``name`` (checksum-verified via the manifest).
 
-    Raises :class:`salface.models.weights.MissingModelError` when the weights have not been
+    Raises :class:`salface.hub.MissingModelError` when the weights have not been
     trained/shipped (never a randomly initialised network) and
-    :class:`salface.models.weights.ChecksumError` when the file is corrupt.
+    :class:`salface.hub.ChecksumError` when the file is corrupt.
     """
-    from ..models.weights import load_state_dict
+    from ..hub import load_state_dict
 
     tensors, entry = load_state_dict(name)
     if entry.get("kind") != "saliency":

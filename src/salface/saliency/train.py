@@ -204,7 +204,7 @@ def bundle_checkpoint(path: str | Path, name: str = DEFAULT_MODEL_NAME, command:
     """Register checkpoint ``path`` as bundled saliency model ``name`` (safetensors + manifest),
     with the map post-processing ``blur`` / ``floor`` (:func:`~salface.saliency.mlnet.postprocess`)
     recorded in its config."""
-    from ..models.weights import register_bundled
+    from ..hub import register_bundled
 
     ck = torch.load(path, weights_only=False)
     config = MLNetConfig.from_dict(ck["config"])
