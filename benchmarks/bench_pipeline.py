@@ -73,7 +73,7 @@ def main() -> None:
 
     from salface.crop import crop_face
     from salface.detect import get_detector
-    from salface.evaluate import git_commit
+    from salface.utils import git_commit
     from salface.io import load_image
     from salface.models.preprocess import forward_logits, prepare_crops, to_input_tensor
     from salface.models.registry import DEFAULT_MODELS, load_classifier

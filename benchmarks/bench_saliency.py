@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -85,12 +84,11 @@ def main() -> None:
     ap.add_argument("--models", default="mlnet,spectral-residual,frequency-tuned,centre,none")
     ap.add_argument("--out", default="docs/benchmarks/saliency_speed.json")
     args = ap.parse_args()
-    from salface.evaluate import git_commit
+    from salface.utils import git_commit, machine
 
     commit = git_commit()
     res = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "commit": commit, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
-                                        f"{os.cpu_count()} logical CPUs",
+           "commit": commit, "machine": machine(),
            "torch": torch.__version__, "load_average_before": list(os.getloadavg()), "runs": {}}
     for th in (int(t) for t in args.threads.split(",")):
         res["runs"][f"threads={th}"] = _run(args.models.split(","), th)

@@ -21,7 +21,7 @@ import skimage.data
 import torch
 
 from salface.crop import crop_face
-from salface.evaluate import git_commit, machine
+from salface.utils import git_commit, machine
 from salface.models.onnx import load_classifier_onnx, onnx_saliency
 from salface.models.preprocess import prepare_crops, to_input_tensor
 from salface.models.registry import DEFAULT_MODELS, load_classifier

@@ -62,7 +62,7 @@ def run(procs: int, threads: int, size: int, batch: int, steps: int) -> list[flo
 
 
 def main() -> None:
-    from salface.evaluate import git_commit, machine
+    from salface.utils import command_line, git_commit, machine
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=96)
@@ -81,7 +81,7 @@ def main() -> None:
     base = rows[0]["img_per_s_total"]
     for r in rows:
         r["speedup_vs_one_run_all_threads"] = round(r["img_per_s_total"] / base, 2)
-    res = {"benchmark": "train_throughput", "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
+    res = {"benchmark": "train_throughput", "command": command_line("python benchmarks/train_throughput.py"),
            "commit": git_commit(), "machine": machine(), "cores": cores,
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "model": "mobilenet_v2, features[:2] frozen, channels_last, AdamW, random batches", "input_size": a.size,

@@ -40,12 +40,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def _records(runs_dir: Path, out: Path, name: str) -> None:
     """Tar the runs' small files (no weights, no optimizer state) atomically into ``out/name``."""
-    tmp = out / (name + ".part")
-    with tarfile.open(tmp, "w:gz") as tar:
+    from salface.utils import atomic_path
+
+    with atomic_path(out / name) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for f in sorted(runs_dir.rglob("*")):
             if f.is_file() and f.suffix not in (".safetensors", ".pt", ".lock") and ".locks" not in f.parts:
                 tar.add(f, arcname=str(f))
-    os.replace(tmp, out / name)
 
 
 def specs_for(dataset: str, s):

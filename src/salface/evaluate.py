@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from .labels import labels_for
+from .utils import git_commit, machine  # noqa: F401 (re-exported: the old home of both)
 
 
 # ------------------------------------------------------------------------------------ metrics
@@ -250,39 +249,6 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
 
 
 # ------------------------------------------------------------------------------------ report
-
-def git_commit() -> str:
-    """The commit of the code that runs: ``$SALFACE_COMMIT`` when set (a copy of the tree sent to
-    another machine, e.g. a lent GPU, may carry no git repository or a stale one), else the
-    checkout's short commit."""
-    import os
-    given = os.environ.get("SALFACE_COMMIT", "").strip()
-    if given:
-        return given
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             timeout=10, cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine() -> str:
-    import os
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = ""
-    if torch.cuda.is_available():
-        gpu = f", GPU {torch.cuda.get_device_name(0)}"
-    return (f"{cpu}, {os.cpu_count()} cores{gpu}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
-
 
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.2f} %"
@@ -512,7 +478,7 @@ def ship_run(run_dir: str | Path, *, name: str, report: str | Path, data: str, l
     """Register a run's best weights as bundled classifier ``name`` (safetensors + manifest)."""
     from dataclasses import replace
 
-    from .models.weights import register_bundled
+    from .hub import register_bundled
     from .train import load_run
 
     run = Path(run_dir)

@@ -28,10 +28,7 @@ import hashlib
 import json
 import os
 import re
-import shlex
-import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -40,6 +37,7 @@ import numpy as np
 
 from .cache import CropCache, open_crop_cache
 from .labels import labels_for
+from .utils import command_line, file_lock, resolve_device  # noqa: F401 (re-exported)
 
 EXPERIMENTS: dict[str, str] = {
     "saliency-onoff": "With and without saliency, same recipe and split, several seeds, paired tests",
@@ -85,14 +83,6 @@ DIFFERENT_DATA = "**different data**: the papers used Adience / AffectNet with A
 
 
 # ------------------------------------------------------------------------------------ settings
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
 
 @dataclass
 class Settings:
@@ -213,29 +203,6 @@ def ensure_saliency(cc: CropCache, name: str, log: Callable[[str], None] = print
 
         log(f"computing {name} saliency maps for {cc.root} ({len(cc)} crops)")
         build_saliency_cache(cc, name, progress=progress, model=get_saliency(name, device=device))
-
-
-@contextmanager
-def file_lock(path: Path, what: str, log: Callable[[str], None] = print):
-    """An exclusive advisory lock on ``path`` (POSIX ``flock``) held for the ``with`` block, so that
-    two processes never train the same run or build the same saliency maps at once (the second
-    one waits, then finds the work done). A no-op where ``fcntl`` does not exist (Windows)."""
-    try:
-        import fcntl
-    except ImportError:          # pragma: no cover - not POSIX
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting: another process is working on {what}")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------------ runs
@@ -1397,10 +1364,6 @@ def affectnet(s: Settings, training_csv: str | Path, validation_csv: str | Path,
     return write_experiment("affectnet", s, "Experiment 7b — AffectNet (SAF-BAGE balanced test)", body, payload,
                             time.time() - t0, {"per_class": per_class, "preset": p.name, "size": size},
                             summary=body[:6])
-
-
-def command_line() -> str:
-    return "salface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 __all__ = ["Settings", "RunSpec", "RunResult", "run_one", "cache_view", "subset_index", "saliency_onoff",

@@ -8,16 +8,12 @@ Options shared by every experiment (sizes, seeds, folders, device) go right afte
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-
-def _command_line() -> str:
-    return "salface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+from ..utils import command_line
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -66,7 +62,7 @@ def register(app: typer.Typer) -> None:
 
         kw = dict(runs_dir=runs_dir, out_dir=out, utk_cache=utk_cache, fer_cache=fer_cache, cache_dir=cache_dir,
                   saliency=saliency, device=device, threads=threads, jobs=jobs, pretrained=pretrained,
-                  command=_command_line())
+                  command=command_line())
         given = {"seeds": _ints(seeds) if seeds != "0,1,2" or not tiny else None, "epochs": epochs,
                  "batch_size": batch_size, "max_steps": max_steps}
         limits = {"train_limit": train_limit, "val_limit": val_limit, "test_limit": test_limit}
@@ -85,7 +81,7 @@ def register(app: typer.Typer) -> None:
         and exit code 2 instead of a traceback."""
         from ..cache import CacheError
         from ..data.base import DatasetError
-        from ..models.weights import MissingModelError
+        from ..hub import MissingModelError
 
         try:
             return fn()
@@ -240,12 +236,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per face: crop | saliency | reweighted | class activation map of each task, + JSON with the
         CAM's share on eyes, nose and mouth (models with global average pooling only)."""
-        from ..experiments import resolve_device
+        from ..utils import resolve_device
         from ..explain import explain_images, run_models, shipped_models
-        from ..models.weights import MissingModelError
+        from ..hub import MissingModelError
 
-        device = resolve_device(device)
-
+        try:
+            device = resolve_device(device)
+        except (ValueError, RuntimeError) as exc:
+            typer.echo(f"error: --device: {exc}", err=True)
+            raise typer.Exit(2) from None
         for p in images:
             if not p.exists():
                 typer.echo(f"error: {p}: no such file", err=True)

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from enum import Enum
 from pathlib import Path
 
 import typer
+
+from ..utils import command_line
 
 DEFAULT_DATA = "../shared/data/nus-saliency"
 
@@ -16,10 +16,6 @@ DEFAULT_DATA = "../shared/data/nus-saliency"
 class Backbone(str, Enum):
     mobilenet_v2 = "mobilenet_v2"
     vgg16 = "vgg16"
-
-
-def _command_line() -> str:
-    return "salface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def train_saliency(
@@ -70,7 +66,7 @@ def train_saliency(
             if "mlnet" not in rep.get("models", {}):
                 raise typer.BadParameter(f"{metrics_json} holds no `mlnet` results")
             extra = {f"{rep['split']}_{k}": round(v["mean"], 4) for k, v in rep["models"]["mlnet"].items()}
-        p = bundle_checkpoint(out / "best.pt", bundle_as, command=_command_line(), blur=blur,
+        p = bundle_checkpoint(out / "best.pt", bundle_as, command=command_line(), blur=blur,
                               floor=floor, training_command=training_command or None,
                               extra_metrics=extra)
         typer.echo(f"bundled {out / 'best.pt'} as {bundle_as!r}: {p}")
@@ -82,7 +78,7 @@ def train_saliency(
                ", ".join(f"{k} {v:.3f}" for k, v in result.best_val.items()) +
                f" ({result.seconds:.0f} s); checkpoint {result.checkpoint}")
     if bundle_as:
-        p = bundle_checkpoint(result.checkpoint, bundle_as, command=_command_line(), blur=blur,
+        p = bundle_checkpoint(result.checkpoint, bundle_as, command=command_line(), blur=blur,
                               floor=floor)
         typer.echo(f"bundled as {bundle_as!r}: {p}")
 
@@ -119,7 +115,7 @@ def evaluate_saliency(
             chosen[name] = get_saliency(name)
     report = evaluate_models(chosen, data, split=split, max_side=max_side,
                              log=lambda s: typer.echo(s))
-    report["command"] = _command_line()
+    report["command"] = command_line()
     jp, mp = write_report(report, out, stem=f"nus_{split}")
     typer.echo(markdown_table(report))
     typer.echo(f"written {jp} and {mp}")
@@ -159,7 +155,7 @@ def saliency_faces(
                               log=lambda s: typer.echo(s))
     res = face_shares(samples, chosen)
     res.update({"data": str(data), "n_drawn": n, "seed": seed, "crop_size": size,
-                "detector": "yunet (highest-scoring face)", "command": _command_line()})
+                "detector": "yunet (highest-scoring face)", "command": command_line()})
     out.mkdir(parents=True, exist_ok=True)
     (out / "face_regions.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     lines = [f"# Saliency mass on facial features ({res['n_faces']} faces)", "",

@@ -30,6 +30,7 @@ import numpy as np
 from salface.data.base import DatasetError, Sample
 from salface.labels import TASKS
 from salface.types import Box
+from salface.utils import atomic_path
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
@@ -232,10 +233,8 @@ def write_split(splits: dict[str, list[Sample]], path: str | os.PathLike) -> Pat
     "meta"}`` per line. CSV: one column per task (index, empty when unknown), the box as
     ``x1..y2`` and ``meta`` as JSON."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
     csv_mode = p.suffix.lower() == ".csv"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(p) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         if csv_mode:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(_CSV_COLUMNS)
@@ -250,7 +249,6 @@ def write_split(splits: dict[str, list[Sample]], path: str | os.PathLike) -> Pat
                 d = {"path": d["path"], "split": name, "labels": d["labels"], "subject": d["subject"],
                      "box": d["box"], "meta": d["meta"]}
                 fh.write(json.dumps(d, sort_keys=False, separators=(",", ":"), ensure_ascii=False) + "\n")
-    os.replace(tmp, p)
     return p
 
 
