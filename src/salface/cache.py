@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from .crop import crop_face
+from .crop import CROP_MODES, align_face, crop_face
 from .labels import labels_for
 from .types import Box, Face
 
@@ -200,9 +200,11 @@ def _pick_face(faces: list[Face], ref: Box, min_iou: float) -> Face | None:
 
 def crop_sample(image: np.ndarray, detector: Callable[[np.ndarray], list[Face]] | None,
                 *, size: int, margin: float, align: bool = False, ref_box: Box | None = None,
-                upscale_to: int = 0, min_iou: float = 0.1):
+                upscale_to: int = 0, min_iou: float = 0.1, crop_mode: str = "margin"):
     """Detect and crop the face of one dataset image. Returns ``(crop_pixels, box, landmarks,
-    detected)`` with box/landmarks in crop pixels (landmarks NaN for a fallback crop)."""
+    detected)`` with box/landmarks in crop pixels (landmarks NaN for a fallback crop).
+    ``crop_mode="arcface"`` aligns a detected face's landmarks to the ArcFace template
+    (:func:`salface.crop.align_face`, ``margin`` = its extra margin)."""
     h, w = image.shape[:2]
     scale = 1.0
     if upscale_to and min(h, w) < upscale_to:
@@ -216,6 +218,8 @@ def crop_sample(image: np.ndarray, detector: Callable[[np.ndarray], list[Face]] 
     if face is None:
         face = Face(box=ref, score=0.0)
         crop = crop_face(image, face, size=size, margin=0.0, align=False)
+    elif crop_mode == "arcface":
+        crop = align_face(image, face, size=size, margin=margin)
     else:
         crop = crop_face(image, face, size=size, margin=margin, align=align)
     b = crop.to_crop_coords(np.array([[face.box.x1, face.box.y1], [face.box.x2, face.box.y2]]))
@@ -253,13 +257,17 @@ def build_crop_cache(samples: Iterable[Any], out_path: str | Path, *, size: int,
                      splits: Sequence[str | None] | None = None, align: bool = False,
                      upscale_to: int = 0, min_iou: float = 0.1, progress: bool = True,
                      detector_kwargs: dict | None = None, detector_obj: Callable | None = None,
-                     ) -> CropCache:
+                     crop_mode: str = "margin") -> CropCache:
     """Detect, crop and colour-convert every sample once into a cache directory ``out_path``.
 
     ``samples`` carry ``path``, ``labels`` (``{task: index or class name}``) and ``load()`` (→ RGB
     uint8), optionally ``box`` (the dataset's face box) and ``split``; ``splits`` overrides the
     samples' own split names. Resumes an interrupted build with the same key; rebuilds a stale one.
+    ``crop_mode`` is ``"margin"`` (the papers' enlarged box) or ``"arcface"`` (landmark-aligned,
+    ``margin`` = the extra margin around the template; see :mod:`salface.crop`).
     """
+    if crop_mode not in CROP_MODES:
+        raise ValueError(f"unknown crop mode {crop_mode!r}; expected one of {list(CROP_MODES)}")
     from .models.config import ClassifierConfig
     from .models.preprocess import prepare_crops
 
@@ -283,6 +291,8 @@ def build_crop_cache(samples: Iterable[Any], out_path: str | Path, *, size: int,
     settings = {"version": CACHE_VERSION, "size": int(size), "margin": float(margin),
                 "detector": detector, "color": color, "align": bool(align),
                 "upscale_to": int(upscale_to), "min_iou": float(min_iou), "tasks": list(tasks)}
+    if crop_mode != "margin":  # absent = "margin": older caches keep their keys
+        settings["crop_mode"] = crop_mode
     key = cache_key(paths, labels, settings)
     out = Path(out_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -323,7 +333,8 @@ def build_crop_cache(samples: Iterable[Any], out_path: str | Path, *, size: int,
             except Exception as exc:
                 raise CacheError(f"cannot read {paths[i]}: {exc}") from exc
             p, b, lm, d = crop_sample(img, det, size=size, margin=margin, align=align,
-                                      ref_box=_sample_box(s), upscale_to=upscale_to, min_iou=min_iou)
+                                      ref_box=_sample_box(s), upscale_to=upscale_to, min_iou=min_iou,
+                                      crop_mode=crop_mode)
             px[i - c0] = p
             arrs["boxes"][i], arrs["landmarks"][i], arrs["detected"][i] = b, lm, d
             if bar is not None:
@@ -348,7 +359,7 @@ def _saliency_sha256(name: str) -> str | None:
     if name not in ("mlnet", "ml-net"):
         return None
     try:
-        from .models.weights import load_manifest
+        from .hub import load_manifest
         from .saliency.mlnet import DEFAULT_MODEL_NAME
         return load_manifest()["models"].get(DEFAULT_MODEL_NAME, {}).get("sha256")
     except Exception:  # a cache is still usable without the record

@@ -20,6 +20,8 @@ class Augment:
     rotate: float = 0.0           # uniform rotation in ±degrees
     shift: float = 0.0            # uniform translation in ± fraction of the crop side
     scale: float = 0.0            # uniform zoom in 1 ± scale
+    wild: bool = False            # photo-like damage after the warp (salface.augment: low resolution,
+                                  # JPEG, blur, noise, exposure, colour cast, grayscale, occlusion)
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,20 @@ class Preset:
     ratio: float = 0.30
     dataset: str = "utkface"
     tta_flip: bool = False        # average the logits of the crop and its mirror at evaluation
+    crop_mode: str = "margin"     # the cache's crops: "margin" (enlarged box) or "arcface" (aligned)
+    balance: tuple[str, ...] = ()  # balanced sampling over these keys (tasks, "race"); () = uniform
+    balance_power: float = 1.0    # sample weight n_stratum ** -power (1 = equal strata, 0 = uniform)
+    age_loss: str = "ce"          # "ce" | "ordinal" (Gaussian label distribution over the age groups)
+    ordinal_sigma: float = 0.6    # its width in groups
+    ordinal_penalty: float = 0.0  # + this × expected |predicted group − true group|
+    ema_decay: float = 0.0        # EMA of the weights (0 = off); evaluated and checkpointed as best
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["tasks"] = list(self.tasks)
         d["milestones"] = list(self.milestones)
+        d["balance"] = list(self.balance)
         return d
 
     @classmethod
@@ -65,6 +75,7 @@ class Preset:
         d["augment"] = Augment(**d.get("augment", {}))
         d["tasks"] = tuple(d["tasks"])
         d["milestones"] = tuple(d.get("milestones", ()))
+        d["balance"] = tuple(d.get("balance", ()))
         return cls(**d)
 
     def with_overrides(self, **kw: Any) -> "Preset":
@@ -118,12 +129,47 @@ PRESETS: dict[str, Preset] = {
         augment=Augment(flip=True, rotate=10.0, shift=0.06, scale=0.08), dataset="ferplus",
         notes="MobileNetV2 (ImageNet), 96 px gray (FER+ faces are 48 px, upscaled), AdamW + cosine, "
               "trained on the FER+ annotators' vote distributions (soft targets)."),
+    # Issue 12 §2, "train for the wild": every lever below can be switched off on its own by a
+    # variant (see the -no-* presets) to attribute its gain.
+    "wild-age-gender": Preset(
+        name="wild-age-gender", backbone="edgeface_xs", tasks=AG, input_size=112, dropout=0.2,
+        freeze=0, optimizer="adamw", lr=5e-4, weight_decay=0.05, epochs=6, batch_size=64,
+        schedule="cosine", warmup_epochs=0.3, label_smoothing=0.1, crop_mode="arcface",
+        augment=Augment(flip=True, rotate=20.0, shift=0.06, scale=0.10, wild=True),
+        balance=("gender", "age", "race"), balance_power=0.5, age_loss="ordinal",
+        ordinal_sigma=0.6, ema_decay=0.998,
+        notes="EdgeFace-XS (face-recognition pretrained, WebFace12M), whole network fine-tuned, "
+              "112 px ArcFace-aligned RGB crops, ML-Net r = 0.3; photo-like augmentation (salface.augment) "
+              "+ flip, ±20°, ±6 % shift, ±10 % zoom; sampling balanced over gender × age group × race "
+              "(weights n^-0.5); age: CE on a Gaussian label distribution (σ = 0.6 groups); gender: "
+              "label smoothing 0.1; EMA of the weights (0.998) evaluated and kept as best."),
 }
+# Ablations of the wild recipe: one lever off each.
+PRESETS["wild-age-gender-mobilenet"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-mobilenet", backbone="mobilenet_v2", freeze=2,
+    weight_decay=1e-4, notes="wild-age-gender with ImageNet MobileNetV2 (first 2 blocks frozen) instead of EdgeFace-XS.")
+PRESETS["wild-age-gender-xxs"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-xxs", backbone="edgeface_xxs",
+    notes="wild-age-gender with EdgeFace-XXS.")
+PRESETS["wild-age-gender-no-aug"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-no-aug",
+    augment=Augment(flip=True, rotate=10.0, shift=0.05, scale=0.08),
+    notes="wild-age-gender without the photo-like augmentation (the default recipe's flip, ±10°, ±5 %, ±8 %).")
+PRESETS["wild-age-gender-no-balance"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-no-balance", balance=(),
+    notes="wild-age-gender with uniform sampling.")
+PRESETS["wild-age-gender-ce"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-ce", age_loss="ce",
+    notes="wild-age-gender with plain cross-entropy (label smoothing 0.1) for age.")
+PRESETS["wild-age-gender-no-ema"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-no-ema", ema_decay=0.0,
+    notes="wild-age-gender without the EMA of the weights.")
 
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
     "vegac": {AG: "vegac-age-gender", EX: "vegac-expression"},
     "default": {AG: "default-age-gender", EX: "default-expression"},
+    "wild": {AG: "wild-age-gender"},
 }
 
 

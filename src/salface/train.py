@@ -18,6 +18,13 @@ What happens, and the choices made:
   score), ``metrics.csv`` / ``metrics.json`` (per-epoch train loss and val accuracies),
   ``config.json`` (the preset + classifier config). ``resume=True`` continues from the last
   finished epoch and gives the same result as an uninterrupted run (per-epoch seeding).
+* "Wild" levers (issue 12; each a preset field, see :mod:`salface.augment` and
+  :mod:`salface.sampling`): ``augment.wild`` adds photo-like damage after the warp (the cached
+  saliency map follows the warp and is kept for photometric damage); ``balance`` draws each
+  epoch with a seeded WeightedRandomSampler over label strata (with replacement);
+  ``age_loss="ordinal"`` trains the age head on Gaussian label distributions; ``ema_decay`` keeps
+  an EMA of the weights, which is what val measures and ``best.safetensors`` holds
+  (``last.safetensors`` + ``ema.safetensors`` + ``optimizer.pt`` let ``--resume`` continue).
 * Reproducibility: ``seed`` seeds the shuffling, augmentation and dropout of each epoch as
   ``seed * 1000 + epoch``; torch uses all cores; channels_last memory format.
 """
@@ -44,6 +51,7 @@ from .labels import labels_for
 from .models.backbones import build_classifier, freeze_first, set_frozen_eval
 from .models.config import ClassifierConfig
 from .presets import Augment, Preset, get_preset
+from .sampling import ModelEMA, OrdinalLoss, balanced_order, cache_strata
 
 
 @dataclass
@@ -66,7 +74,13 @@ def classifier_config(preset: Preset, cache: CropCache, *, name: str, saliency: 
     missing = [t for t in preset.tasks if t not in cache.tasks]
     if missing:
         raise ValueError(f"the cache {cache.root} has no labels for {missing}")
-    return ClassifierConfig(
+    crop_mode = str(cache.meta.get("crop_mode", "margin"))
+    if crop_mode != preset.crop_mode:
+        raise ValueError(f"preset {preset.name!r} wants {preset.crop_mode!r} crops, the cache {cache.root} "
+                         f"holds {crop_mode!r} crops (salface cache crops --crop-mode)")
+    from .models.backbones import input_norm
+    mean, std = input_norm(preset.backbone)
+    return ClassifierConfig(mean=mean, std=std, crop_mode=crop_mode,
         name=name, backbone=preset.backbone, tasks=preset.tasks, input_size=preset.input_size,
         color=preset.color, margin=float(cache.meta["margin"]), align=bool(cache.meta.get("align", False)),
         saliency=saliency, ratio=ratio if saliency != "none" else 0.0, dropout=preset.dropout,
@@ -235,6 +249,9 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     state_p = out / "state.json"
     if resume and state_p.exists():
         old = json.loads((out / "config.json").read_text())
+        # runs written before a field existed compare with its default
+        old["preset"] = Preset.from_dict(old["preset"]).to_dict()
+        old["classifier"] = ClassifierConfig.from_dict(old["classifier"]).to_dict()
         for k in ("preset", "classifier", "seed", "cache_key"):
             if old.get(k) != cfg_payload[k]:
                 raise ValueError(f"cannot resume {out}: its {k} differs from this run's")
@@ -252,6 +269,13 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     losses = {t: nn.CrossEntropyLoss(
         weight=(class_weights(labels[t][tr], len(labels_for(t))).to(device) if preset.class_weighted else None),
         ignore_index=-1, label_smoothing=preset.label_smoothing) for t in preset.tasks}
+    if preset.age_loss == "ordinal" and "age" in preset.tasks:
+        losses["age"] = OrdinalLoss(len(labels_for("age")), preset.ordinal_sigma, preset.ordinal_penalty)
+    elif preset.age_loss != "ce":
+        raise ValueError(f"unknown age_loss {preset.age_loss!r}; expected 'ce' or 'ordinal'")
+    ema = ModelEMA(model, preset.ema_decay) if preset.ema_decay else None
+    strata = cache_strata(cc, preset.balance, tr)[0] if preset.balance else None
+    face_w = (np.asarray(cc.boxes[:, 2] - cc.boxes[:, 0], np.float32) if preset.augment.wild else None)
 
     soft = {t: soft_target_matrix(cc, t, labels[t]) for t in preset.tasks} if preset.soft_targets else {}
     soft = {t: m for t, m in soft.items() if m is not None}
@@ -267,6 +291,9 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         load_weights(model, out / "last.safetensors")
         opt.load_state_dict(torch.load(out / "optimizer.pt", map_location=device, weights_only=True))
         history = json.loads((out / "metrics.json").read_text())[:start]
+        if ema is not None:
+            from safetensors.torch import load_file
+            ema.load(load_file(str(out / "ema.safetensors")), int(st.get("ema_updates", 0)))
         log(f"resuming {out} after epoch {start} (best val {best_score:.4f} at epoch {best_epoch})")
 
     steps_per_epoch = int(math.ceil(len(tr) / preset.batch_size))
@@ -280,7 +307,8 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         t0 = time.time()
         rng = np.random.default_rng(seed * 1000 + epoch)
         torch.manual_seed(seed * 1000 + epoch)
-        order = rng.permutation(tr)
+        order = (rng.permutation(tr) if strata is None
+                 else balanced_order(tr, strata, preset.balance_power, seed * 1000 + epoch))
         model.train()
         set_frozen_eval(model)
         tot, cnt = 0.0, 0
@@ -295,6 +323,9 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
             if len(idx) == 0:
                 break
             bc, bm = augment_batch(crops[idx], maps[idx] if maps is not None else None, preset.augment, rng)
+            if preset.augment.wild:
+                from .augment import degrade_batch
+                bc = degrade_batch(bc, rng, face_widths=face_w[idx])
             x = _to_input(bc, bm, config, device)
             f = lr_factor(preset, epoch + step / steps_per_epoch)
             for g in opt.param_groups:
@@ -316,13 +347,19 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update(model)
             tot += loss.item() * len(idx)
             cnt += len(idx)
             if progress and hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{tot / cnt:.4f}", lr=f"{preset.lr * f:.2e}", refresh=False)
         train_time = time.time() - t0
-        val = evaluate_arrays(model, config, val_crops, val_maps, val_labels, device=device)
+        val = evaluate_arrays(ema.module if ema is not None else model, config, val_crops, val_maps,
+                              val_labels, device=device)
         score = float(np.mean([val[t]["accuracy"] for t in preset.tasks if t in val]))
+        if ema is not None:  # the raw weights' score, for the record (selection uses the EMA's)
+            raw = evaluate_arrays(model, config, val_crops, val_maps, val_labels, device=device)
+            raw_score = float(np.mean([raw[t]["accuracy"] for t in preset.tasks if t in raw]))
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": tot / max(cnt, 1),
                                "lr_end": preset.lr * lr_factor(preset, epoch + 1.0),
                                "train_seconds": round(train_time, 1),
@@ -334,16 +371,21 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
                 if "one_off_accuracy" in val[t]:
                     row[f"val_{t}_one_off"] = val[t]["one_off_accuracy"]
         row["val_score"] = score
+        if ema is not None:
+            row["raw_val_score"] = raw_score
         history.append(row)
         save_weights(model, out / "last.safetensors", config)
+        if ema is not None:
+            save_weights(ema.module, out / "ema.safetensors", config)
         if score > best_score:
             best_score, best_epoch = score, epoch + 1
-            save_weights(model, out / "best.safetensors", config)
+            save_weights(ema.module if ema is not None else model, out / "best.safetensors", config)
         torch.save(opt.state_dict(), out / "optimizer.pt.tmp")
         os.replace(out / "optimizer.pt.tmp", out / "optimizer.pt")
         _write_history(out, history)
         _atomic_json(state_p, {"epoch": epoch + 1, "best_score": best_score, "best_epoch": best_epoch,
-                               "epochs": preset.epochs, "finished": epoch + 1 == preset.epochs})
+                               "epochs": preset.epochs, "finished": epoch + 1 == preset.epochs,
+                               "ema_updates": ema.updates if ema is not None else 0})
         log(f"{name} epoch {epoch + 1}/{preset.epochs}: loss {row['train_loss']:.4f}, "
             + ", ".join(f"val {t} {row.get(f'val_{t}_accuracy', float('nan')):.4f}" for t in preset.tasks)
             + f" ({train_time:.0f}s train)")

@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         color: str = typer.Option("rgb", "--color", help="'rgb', or 'gray' (luminance replicated to 3 channels)."),
         tasks: str = typer.Option("", "--tasks", help="Comma-separated tasks to keep labels for (default: all in the split file)."),
         align: bool = typer.Option(False, "--align/--no-align", help="Rotate crops so the eyes are level."),
+        crop_mode: str = typer.Option("margin", "--crop-mode", help="'margin' (the papers' enlarged box) or 'arcface' (five-landmark similarity alignment to the ArcFace template; --margin is then an extra margin, usually 0; faces without landmarks fall back to the 30 % margin crop)."),
     ) -> None:
         """Detect and crop every sample of a split file once into a cache folder."""
         from ..cache import build_crop_cache, samples_from_split_file, write_soft_targets
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
         kw = {"model_path": str(detector_model)} if detector_model else {}
         cc = build_crop_cache(samples, out, size=size, margin=margin, detector=detector, color=color,
                               tasks=tuple(t for t in tasks.split(",") if t) or None, splits=names,
-                              align=align, detector_kwargs=kw)
+                              align=align, detector_kwargs=kw, crop_mode=crop_mode)
         soft = write_soft_targets(out, samples)
         typer.echo(f"{out}: {len(cc)} crops, detection rate {cc.meta['detection_rate']:.4f}"
                    + "".join(f", {n} {t} label distributions" for t, n in soft.items()))

@@ -18,6 +18,14 @@ Backbones (``ClassifierConfig.backbone``):
 ``alexnet_gap``
     SAF-BAGE's class-activation-map variant: the AlexNet conv layers → global average pooling →
     linear heads, so a class's CAM is the head-weighted sum of the last conv maps.
+``edgeface_xs`` / ``edgeface_xxs``
+    EdgeFace face-recognition networks (timm EdgeNeXt, :mod:`salface.models.edgeface`): stem +
+    stages → GAP → LayerNorm → the pretrained 512-d embedding layer → heads. ``pretrained=True``
+    reads the authors' int8 checkpoint by path (``config.extra["weights"]``, else
+    ``$EDGEFACE_WEIGHTS``, else ``../shared/weights/edgeface``), dequantised into float32;
+    a clear error when it is absent. Inputs: mean = std = 0.5 (:data:`INPUT_NORM`), 112 px
+    ArcFace-aligned crops. CAMs: ``features`` are the last stage's maps and ``head_weight``
+    folds the neck into the head (exact up to a positive per-sample factor and a constant).
 ``gilnet``
     Levi & Hassner (2015): 96×7×7 stride 4, max-pool 3/2, LRN; 256×5×5, max-pool, LRN; 384×3×3,
     max-pool; fc512, dropout; fc512, dropout; heads. Always from scratch. The paper fixes the input
@@ -41,13 +49,26 @@ from torch import nn
 from .config import ClassifierConfig
 from .heads import MultiHead
 
-BACKBONES: tuple[str, ...] = ("mobilenet_v2", "alexnet", "alexnet_gap", "vgg16", "gilnet")
+BACKBONES: tuple[str, ...] = ("mobilenet_v2", "alexnet", "alexnet_gap", "vgg16", "gilnet",
+                               "edgeface_xs", "edgeface_xxs")
+
+# Input normalisation (mean, std) a backbone's pretrained weights expect, where it is not ImageNet's.
+INPUT_NORM: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "edgeface_xs": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "edgeface_xxs": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
 
 _WEIGHT_FILES = {
     "mobilenet_v2": "mobilenet_v2-b0353104.pth",
     "alexnet": "alexnet-owt-7be5be79.pth",
     "vgg16": "vgg16-397923af.pth",
 }
+
+
+def input_norm(backbone: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """``(mean, std)`` of the inputs ``backbone``'s pretrained weights expect (ImageNet's by default)."""
+    from .config import IMAGENET_MEAN, IMAGENET_STD
+    return INPUT_NORM.get(backbone, (IMAGENET_MEAN, IMAGENET_STD))
 
 
 class Classifier(nn.Module):
@@ -89,6 +110,14 @@ class Classifier(nn.Module):
                 continue
             layers.append(m)
         return layers
+
+
+class EdgeFaceClassifier(Classifier):
+    """An EdgeFace trunk: its neck (LayerNorm + embedding) is folded into the CAM weights."""
+
+    def head_weight(self, task: str) -> torch.Tensor:
+        from .edgeface import cam_weight
+        return cam_weight(self.heads.weight(task), self.neck)
 
 
 def freeze_first(model: Classifier, n: int, *, freeze_neck: bool = False) -> int:
@@ -199,6 +228,11 @@ def build_classifier(config: ClassifierConfig, pretrained: bool = False) -> Clas
         return Classifier(_gilnet_features(), nn.AdaptiveAvgPool2d((6, 6)),
                           _fc_neck(384 * 6 * 6, 512, config.dropout),
                           MultiHead(512, nc, 0.0), has_gap=False)
+    if b in ("edgeface_xs", "edgeface_xxs"):
+        from .edgeface import classifier_parts
+        features, neck, width = classifier_parts(b, pretrained, config.extra.get("weights"))
+        return EdgeFaceClassifier(features, nn.AdaptiveAvgPool2d(1), neck,
+                                  MultiHead(width, nc, config.dropout), has_gap=True)
     raise ValueError(f"unknown backbone {b!r}; expected one of {list(BACKBONES)}")
 
 

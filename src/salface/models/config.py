@@ -21,13 +21,14 @@ class ClassifierConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     color: str = "rgb"                 # "rgb", or "gray" (crop → luminance, replicated to 3 channels)
-    margin: float = 0.30               # crop margin (see salface.crop)
-    align: bool = False                # rotate crops so the eyes are level
+    margin: float = 0.30               # crop margin (see salface.crop); with crop_mode "arcface": the extra margin
+    align: bool = False                # rotate crops so the eyes are level (crop_mode "margin")
     saliency: str = "mlnet"            # saliency model name, or "none"
     ratio: float = 0.30                # reweighted ratio r
     dropout: float = 0.2
     detector: str = "yunet"            # the detector whose boxes the model was trained on
     extra: dict[str, Any] = field(default_factory=dict)
+    crop_mode: str = "margin"          # "margin" (enlarged box) | "arcface" (5-landmark alignment); salface.crop.crop_for_config
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -37,6 +38,8 @@ class ClassifierConfig:
             labels_for(t)
         if self.color not in ("rgb", "gray"):
             raise ValueError(f"color must be 'rgb' or 'gray', got {self.color!r}")
+        if self.crop_mode not in ("margin", "arcface"):
+            raise ValueError(f"crop_mode must be 'margin' or 'arcface', got {self.crop_mode!r}")
         if not 0.0 <= self.ratio <= 1.0:
             raise ValueError(f"ratio must be in [0, 1], got {self.ratio}")
 

@@ -1,0 +1,99 @@
+"""Landmark-aligned crops (crop mode "arcface"): the similarity transform onto the ArcFace template."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from salface.crop import (ARCFACE_TEMPLATE, DEFAULT_MARGIN, align_face, alignment_matrix,
+                          arcface_template, crop_face, crop_for_config)
+from salface.models.config import ClassifierConfig
+from salface.types import Box, Face
+
+
+def _similar(points: np.ndarray, angle_deg: float, scale: float, shift) -> np.ndarray:
+    a = math.radians(angle_deg)
+    r = scale * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return points @ r.T + np.asarray(shift, float)
+
+
+def test_template_scaling_and_margin():
+    assert arcface_template(112, 0.0) == pytest.approx(ARCFACE_TEMPLATE)
+    t = arcface_template(224, 0.0)
+    assert t == pytest.approx(ARCFACE_TEMPLATE * 2)
+    m = arcface_template(112, 1.0)                       # shrunk by half about the centre (56, 56)
+    assert m == pytest.approx((ARCFACE_TEMPLATE - 56) / 2 + 56)
+    with pytest.raises(ValueError):
+        arcface_template(112, -0.1)
+
+
+@pytest.mark.parametrize("size,margin", [(112, 0.0), (96, 0.0), (112, 0.25)])
+def test_alignment_maps_landmarks_onto_the_template(size, margin):
+    # landmarks = the template under a known similarity: the fit must undo it exactly
+    lm = _similar(ARCFACE_TEMPLATE, 23.0, 1.8, (140.0, 60.0))
+    m = alignment_matrix(lm, size, margin)
+    assert lm @ m[:, :2].T + m[:, 2] == pytest.approx(arcface_template(size, margin), abs=1e-3)
+    scale = math.hypot(m[0, 0], m[1, 0])
+    assert scale == pytest.approx(size / 112 / (1 + margin) / 1.8, rel=1e-4)
+
+
+def test_alignment_is_least_squares_over_all_five_points():
+    rng = np.random.default_rng(0)
+    lm = _similar(ARCFACE_TEMPLATE, -12.0, 2.5, (30.0, 10.0)) + rng.normal(0, 4.0, (5, 2))
+    m = alignment_matrix(lm)
+    # closed-form least squares for x' = a x − b y + tx, y' = b x + a y + ty
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(lm, ARCFACE_TEMPLATE):
+        rows += [[x, -y, 1, 0], [y, x, 0, 1]]
+        rhs += [u, v]
+    a, b, tx, ty = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+    assert m == pytest.approx(np.array([[a, -b, tx], [b, a, ty]]), abs=1e-3)
+
+
+def test_aligned_pixels_land_on_template_points():
+    size = 112
+    lm = _similar(ARCFACE_TEMPLATE, 30.0, 2.0, (100.0, 20.0))
+    img = np.zeros((400, 400, 3), np.uint8)
+    for (x, y) in lm:                                    # a bright 5×5 dot on each landmark
+        xi, yi = int(round(x)), int(round(y))
+        img[yi - 2:yi + 3, xi - 2:xi + 3] = 255
+    face = Face(box=Box(100, 20, 300, 300), score=0.9, landmarks=lm)
+    crop = align_face(img, face, size=size)
+    assert crop.pixels.shape == (size, size, 3) and crop.pixels.dtype == np.uint8
+    assert crop.landmarks == pytest.approx(ARCFACE_TEMPLATE, abs=1e-3)
+    for (x, y) in ARCFACE_TEMPLATE:
+        assert crop.pixels[int(round(y)), int(round(x))].min() > 150
+    assert crop.pixels[5, 5].max() == 0                  # away from the dots: black
+    assert crop.angle == pytest.approx(30.0, abs=1e-3)   # the face was tilted by +30°
+
+
+def test_fallback_without_landmarks_is_the_margin_crop(astronaut):
+    face = Face(box=Box(178, 63, 268, 176), score=0.9)
+    a = align_face(astronaut, face, size=64)
+    b = crop_face(astronaut, face, size=64, margin=DEFAULT_MARGIN)
+    assert np.array_equal(a.pixels, b.pixels)
+    nan_face = Face(box=face.box, score=0.9, landmarks=np.full((5, 2), np.nan))
+    assert np.array_equal(align_face(astronaut, nan_face, size=64).pixels, b.pixels)
+    degenerate = Face(box=face.box, score=0.9, landmarks=np.full((5, 2), 200.0))
+    assert np.array_equal(align_face(astronaut, degenerate, size=64).pixels, b.pixels)
+
+
+def test_crop_for_config_dispatches_on_crop_mode(astronaut):
+    lm = _similar(ARCFACE_TEMPLATE, 5.0, 1.2, (160.0, 50.0))
+    face = Face(box=Box(178, 63, 268, 176), score=0.9, landmarks=lm)
+    aligned = ClassifierConfig(name="a", backbone="edgeface_xs", tasks=("gender",), input_size=112,
+                               margin=0.0, crop_mode="arcface")
+    boxed = ClassifierConfig(name="b", backbone="mobilenet_v2", tasks=("gender",), input_size=96)
+    assert np.array_equal(crop_for_config(astronaut, face, aligned).pixels, align_face(astronaut, face, 112).pixels)
+    assert np.array_equal(crop_for_config(astronaut, face, boxed).pixels,
+                          crop_face(astronaut, face, 96, margin=0.30).pixels)
+
+
+def test_config_crop_mode_is_backwards_compatible():
+    d = ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("age", "gender")).to_dict()
+    d.pop("crop_mode")                                   # a manifest written before the field existed
+    assert ClassifierConfig.from_dict(d).crop_mode == "margin"
+    with pytest.raises(ValueError, match="crop_mode"):
+        ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("gender",), crop_mode="tight")
