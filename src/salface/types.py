@@ -178,6 +178,14 @@ class ImageResult:
     def ok(self) -> bool:
         return self.error is None
 
+    def _repr_png_(self) -> bytes | None:
+        """Jupyter shows the annotated image when the pixels were kept (``keep_images=True``)."""
+        if self.image is None:
+            return None
+        from .viz import annotate, png_bytes
+
+        return png_bytes(annotate(self.image, self.faces))
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"source": self.source, "width": self.width, "height": self.height,
                              "faces": [f.to_dict() for f in self.faces]}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -27,19 +28,23 @@ def face_label(r: FaceResult) -> str:
     return " ".join(parts)
 
 
-def annotate(image: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
-    """A copy of ``image`` (RGB uint8) with each face's box, landmarks and labels drawn on it."""
+def annotate(image: np.ndarray, faces: Sequence[FaceResult],
+             labels: Sequence[str] | None = None) -> np.ndarray:
+    """A copy of ``image`` (RGB uint8) with each face's box, landmarks and labels drawn on it.
+    ``labels`` replaces the default text (:func:`face_label`) of each face."""
+    if labels is not None and len(labels) != len(faces):
+        raise ValueError(f"{len(labels)} labels for {len(faces)} faces")
     out = np.ascontiguousarray(image.copy())
     h, w = out.shape[:2]
     thick = max(1, round(max(h, w) / 400))
     scale = max(0.4, max(h, w) / 1200)
-    for r in faces:
+    for i, r in enumerate(faces):
         x1, y1, x2, y2 = (int(round(v)) for v in r.face.box.as_tuple())
         cv2.rectangle(out, (x1, y1), (x2, y2), _BOX, thick, cv2.LINE_AA)
         if r.face.landmarks is not None:
             for x, y in r.face.landmarks:
                 cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, _LANDMARK, -1, cv2.LINE_AA)
-        text = face_label(r)
+        text = face_label(r) if labels is None else labels[i]
         if text:
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
             ty = y1 - 4 if y1 - th - base - 4 >= 0 else min(h - 1, y2 + th + 4)
@@ -69,3 +74,11 @@ def save_rgb(path: str | Path, image: np.ndarray) -> Path:
     if not cv2.imwrite(str(p), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{p}: could not write image")
     return p
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An RGB uint8 image encoded as PNG (e.g. for Jupyter's ``_repr_png_``)."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
+    return buf.tobytes()

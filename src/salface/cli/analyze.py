@@ -1,4 +1,4 @@
-"""``salface analyze``: the main job, over files, folders and globs."""
+"""``salface analyze``: the main job, over files, folders, globs, video files and cameras."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import csv
 import json
 import sys
 from contextlib import nullcontext
+from dataclasses import dataclass
 from enum import Enum
+from itertools import groupby
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Iterable, Optional, Union
 
 import typer
 from rich.console import Console
@@ -24,30 +26,37 @@ class Format(str, Enum):
 
 CSV_FIELDS = ["source", "face", "x1", "y1", "x2", "y2", "score", "age", "age_confidence", "gender",
               "gender_confidence", "expression", "expression_confidence", "error"]
+VIDEO_CSV_FIELDS = (["source", "frame", "time", "track"] + CSV_FIELDS[1:-1]
+                    + [f"{t}_smoothed{s}" for t in ("age", "gender", "expression")
+                       for s in ("", "_confidence")] + ["error"])
+"""CSV columns when a video is among the inputs (image rows leave frame, time, track empty)."""
+
+Item = Union[Path, int, "ImageResult"]  # noqa: F821 — an image/video path, a camera, an error row
+
+
+_CSV_DIGITS = {"x1": 1, "y1": 1, "x2": 1, "y2": 1, "time": 3}
 
 
 def csv_rows(result) -> list[dict]:
-    """One CSV row per face; an image with no face (or an error) still gets one row."""
-    base = {"source": result.source, "error": result.error or ""}
-    if not result.faces:
-        return [base]
-    rows = []
-    for i, f in enumerate(result.faces):
-        row = dict(base, face=i, score=round(f.face.score, 4))
-        row.update(zip(("x1", "y1", "x2", "y2"), (round(v, 1) for v in f.face.box.as_tuple())))
-        for task, p in f.predictions().items():
-            row[task] = p.label
-            row[f"{task}_confidence"] = round(p.confidence, 4)
-        rows.append(row)
+    """One CSV row per face (rounded); an image with no face (or an error) still gets one row."""
+    from ..frames import result_rows
+
+    rows = result_rows(result, probabilities=False)
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, float):
+                row[k] = round(v, _CSV_DIGITS.get(k, 4))
+        row["error"] = row.get("error") or ""
     return rows
 
 
 class _Writer:
     """Streams results as they come (JSON Lines, CSV) or collects them (JSON)."""
 
-    def __init__(self, fmt: Format, out: IO[str]):
+    def __init__(self, fmt: Format, out: IO[str], fields: list[str] = CSV_FIELDS):
         self.fmt, self.out, self.items = fmt, out, []
-        self.csv = csv.DictWriter(out, CSV_FIELDS) if fmt is Format.csv else None
+        self.csv = (csv.DictWriter(out, fields, extrasaction="ignore") if fmt is Format.csv
+                    else None)
         if self.csv:
             self.csv.writeheader()
 
@@ -67,23 +76,212 @@ class _Writer:
             self.out.write("\n")
 
 
+def expand_inputs(paths: Iterable[str]) -> list[Item]:
+    """Each argument's files (videos kept as given), in argument order without repeats; an
+    argument that matches nothing (missing path, empty folder, glob without match) becomes an error
+    row in its place instead of stopping the job."""
+    from ..io import ImageError, iter_image_paths
+    from ..types import ImageResult
+
+    items: list[Item] = []
+    seen: set[Path] = set()
+    for arg in paths:
+        try:
+            files = iter_image_paths([arg])
+        except ImageError as exc:
+            items.append(ImageResult(source=arg, error=exc.reason))
+            continue
+        for f in files:
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                items.append(f)
+    return items
+
+
+def _kind(item: Item) -> str:
+    from ..video import is_video_path
+
+    if isinstance(item, int):
+        return "video"
+    if isinstance(item, Path):
+        return "video" if is_video_path(item) else "image"
+    return "error"
+
+
+@dataclass
+class VideoOptions:
+    every: int
+    fps: Optional[float]
+    smooth: float
+    track_iou: float
+    max_missed: int
+    max_frames: Optional[int]
+    duration: Optional[float]
+    annotate: Optional[Path]
+    """A file (.mp4) for the one video, or a folder for several (``<stem>.mp4`` in it)."""
+    progress: bool
+
+    def annotate_path(self, name: str) -> Optional[Path]:
+        if self.annotate is None:
+            return None
+        if self.annotate.suffix.lower() in (".mp4", ".m4v", ".mov"):
+            return self.annotate
+        return self.annotate / f"{Path(name).stem.replace(' ', '')}.mp4"
+
+
+def _run_images(results, writer: _Writer, total: int, annotate_dir: Optional[Path],
+                saliency_dir: Optional[Path], ratio: float, progress: bool) -> int:
+    """Write each :class:`ImageResult` of ``results`` (and its pictures); returns how many failed."""
+    from ..viz import annotate, save_rgb, saliency_triplet
+
+    failed = 0
+    bar = None
+    if progress and total > 1:
+        from rich.progress import Progress
+
+        bar = Progress(console=err, transient=True)
+        bar.start()
+        tid = bar.add_task("analyzing", total=total)
+    try:
+        for res in results:
+            writer.add(res)
+            if res.error is not None:
+                failed += 1
+                err.print(f"[yellow]skipped[/yellow] {res.source}: {res.error}")
+            else:
+                stem = Path(res.source).stem
+                if annotate_dir is not None:
+                    save_rgb(annotate_dir / f"{stem}.jpg", annotate(res.image, res.faces))
+                if saliency_dir is not None:
+                    for i, f in enumerate(res.faces):
+                        if f.saliency is not None and f.crop is not None:
+                            save_rgb(saliency_dir / f"{stem}_face{i}.png",
+                                     saliency_triplet(f.crop, f.saliency, ratio))
+            if bar is not None:
+                bar.advance(tid)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return failed
+
+
+def _run_video(analyzer, source: Union[Path, int], writer: _Writer, opts: VideoOptions):
+    """Analyse one video or camera, writing a record per frame; returns its VideoRun (its
+    ``error`` set when the video failed) and whether the user interrupted it."""
+    from ..track import IoUTracker
+    from ..types import ImageResult
+    from ..video import AnnotatedVideoWriter, VideoError, analyze_video
+
+    tracker = IoUTracker(iou_threshold=opts.track_iou, max_missed=opts.max_missed,
+                         smoothing=opts.smooth)
+    src = source if isinstance(source, int) else str(source)
+    run = analyze_video(src, analyzer, every=opts.every, fps=opts.fps, tracker=tracker,
+                        max_frames=opts.max_frames, duration=opts.duration,
+                        keep_images=opts.annotate is not None, progress=opts.progress)
+    out_path = opts.annotate_path(run.name)
+    video_out = None
+    interrupted = False
+    try:
+        for fr in run:
+            writer.add(fr)
+            if out_path is not None:
+                video_out = video_out or AnnotatedVideoWriter(out_path, run.output_fps())
+                video_out.write(fr)
+    except VideoError as exc:
+        run.error = exc.reason
+    except KeyboardInterrupt:
+        interrupted = True
+        err.print(f"[yellow]stopped[/yellow] {run.name} after {run.frames_analysed} frames")
+    finally:
+        if video_out is not None:
+            video_out.close()
+    if run.error is not None:
+        writer.add(ImageResult(source=run.name, error=run.error))
+        err.print(f"[red]error:[/red] {run.name}: {run.error} "
+                  f"({run.frames_analysed} frames analysed before it were written)")
+    elif video_out is not None:
+        err.print(f"annotated video: {out_path} ({video_out.frames} frames)")
+    return run, interrupted
+
+
+def _print_tracks(summaries: list[dict]) -> None:
+    from rich.table import Table
+
+    for s in summaries:
+        tracks = s["tracks"]
+        table = Table(title=f"{s['source']}: {s['frames_analysed']} frames, {len(tracks)} tracks",
+                      title_justify="left")
+        tasks = [t for t in ("age", "gender", "expression") if any(t in tr for tr in tracks)]
+        for col in ["track", "frames", "time (s)", *tasks]:
+            table.add_column(col)
+        for tr in sorted(tracks, key=lambda tr: -tr["frames"])[:20]:
+            table.add_row(str(tr["track"]), str(tr["frames"]),
+                          f"{tr['first_time']:.2f}–{tr['last_time']:.2f}",
+                          *[tr[t]["majority"] if t in tr else "" for t in tasks])
+        if tracks:
+            err.print(table)
+
+
+def _write_video_reports(runs: list, summary: Optional[Path], plot: Optional[Path]) -> None:
+    """The per-track summary (JSON) and the expression-over-time plots of the videos analysed."""
+    summaries = [run.summary() for run in runs]
+    _print_tracks(summaries)
+    if summary is not None:
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps({"videos": summaries}, indent=2) + "\n")
+        err.print(f"track summary: {summary}")
+    if plot is None:
+        return
+    from ..video import plot_tracks
+
+    for run in runs:
+        path = plot if len(runs) == 1 else plot.with_name(
+            f"{plot.stem}_{Path(run.name).stem.replace(' ', '')}{plot.suffix}")
+        tasks = [t for t in ("expression", "age", "gender")
+                 if any(t in tr.history for tr in run.tracker.tracks)]
+        if not tasks:
+            err.print(f"[yellow]no plot[/yellow] for {run.name}: no face was classified")
+            continue
+        plot_tracks(run.tracker, path, task=tasks[0], title=f"{run.name}: {tasks[0]} over time")
+        err.print(f"plot: {path}")
+
+
+def _open_output(output: Optional[Path]):
+    """The output file (its folder made), or stdout, as a context manager."""
+    if output is None:
+        return nullcontext(sys.stdout)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return open(output, "w", newline="")
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("analyze")
     def analyze_cmd(
-        paths: list[str] = typer.Argument(..., help="Image files, folders (searched recursively) or "
-                                          "glob patterns (quote them: 'photos/*.jpg')."),
+        paths: Optional[list[str]] = typer.Argument(
+            None, help="Image files, folders (searched recursively for images), glob patterns "
+                       "(quote them: 'photos/*.jpg') and video files (.mp4, .avi, .mov, .mkv, …)."),
+        camera: Optional[int] = typer.Option(None, "--camera", min=0,
+                                             help="Analyse camera N live (stop with Ctrl-C, "
+                                                  "--max-frames or --duration)."),
         output: Optional[Path] = typer.Option(None, "--output", "-o",
                                               help="Write results to this file instead of stdout."),
-        fmt: Format = typer.Option(Format.json, "--format", "-f",
-                                   help="json: one list; jsonl: one line per image, written as each "
-                                        "finishes; csv: one row per face."),
-        annotate_dir: Optional[Path] = typer.Option(None, "--annotate",
-                                                    help="Write a copy of each image with boxes, "
-                                                         "landmarks and labels drawn into DIR."),
+        fmt: Optional[Format] = typer.Option(
+            None, "--format", "-f",
+            help="json: one list (default for images); jsonl: one line per image or video frame, "
+                 "written as each finishes (default with videos); csv: one row per face."),
+        annotate_dir: Optional[Path] = typer.Option(
+            None, "--annotate",
+            help="Write a copy of each image with boxes, landmarks and labels drawn into DIR "
+                 "(videos: DIR/<name>.mp4); with one video input, a file name ending in .mp4."),
         saliency_dir: Optional[Path] = typer.Option(None, "--save-saliency",
                                                     help="Write each face's crop | saliency map | "
                                                          "reweighted crop triplet (papers' Figure 2) "
-                                                         "into DIR."),
+                                                         "into DIR (images only)."),
         detector: str = typer.Option("yunet", help="Face detector: yunet, dlib-hog, mediapipe, or "
                                                    "whole (treat each image as one face crop)."),
         tasks: str = typer.Option("age,gender,expression",
@@ -105,31 +303,76 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, min=1, help="Faces per network batch."),
         max_faces: Optional[int] = typer.Option(None, min=1, help="Keep at most N faces per image "
                                                                   "(highest detector score first)."),
+        every: int = typer.Option(1, "--every", min=1, help="Video: analyse every N-th frame."),
+        fps: Optional[float] = typer.Option(None, "--fps", min=0.001,
+                                            help="Video: analyse about F frames per second "
+                                                 "(instead of --every)."),
+        smooth: float = typer.Option(0.3, "--smooth", min=0.001, max=1.0,
+                                     help="Video: weight α of each new frame in a track's moving "
+                                          "average of the probabilities (1 = no smoothing)."),
+        track_iou: float = typer.Option(0.3, "--track-iou", min=0.01, max=1.0,
+                                        help="Video: smallest box IoU that continues a track."),
+        max_missed: int = typer.Option(5, "--max-missed", min=0,
+                                       help="Video: analysed frames a track may miss before it ends."),
+        max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1,
+                                                 help="Video: stop after N analysed frames."),
+        duration: Optional[float] = typer.Option(None, "--duration", min=0.0,
+                                                 help="Video: stop after S seconds of video."),
+        summary: Optional[Path] = typer.Option(None, "--summary",
+                                               help="Video: write the per-track summary (frames, "
+                                                    "times, majority and mean labels, timelines) "
+                                                    "as JSON to this file."),
+        plot: Optional[Path] = typer.Option(None, "--plot",
+                                            help="Video: plot each track's expression over time "
+                                                 "to this image (needs matplotlib)."),
         progress: bool = typer.Option(True, "--progress/--no-progress",
                                       help="Show a progress bar on stderr."),
     ) -> None:
         """Detect every face, crop it with a 30 % margin, weight it by its saliency map and
-        classify age group, gender and expression.
+        classify age group, gender and expression — in images, video files and camera frames.
 
-        Exit code 0: every file was read; 1: at least one file failed (its error is in the
-        output, the other files' results are kept); 2: usage or model problems.
+        Videos: the sampled frames' faces are followed with an IoU tracker (a track id per face)
+        and each track's probabilities are smoothed over time; one JSON line per frame.
+
+        Exit code 0: every input was read; 1: at least one input failed (a missing path, an empty
+        folder, an unreadable image or video: its error is in the output, the other inputs'
+        results are kept); 2: usage or model problems, or no input exists at all.
         """
-        from ..io import ImageError, iter_image_paths
-        from ..models.weights import MissingModelError
+        from ..hub import MissingModelError
         from ..pipeline import Analyzer
-        from ..viz import annotate, save_rgb, saliency_triplet
 
-        try:
-            files = iter_image_paths(paths)
-        except (ImageError, FileNotFoundError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+        items = expand_inputs(paths or [])
+        if camera is not None:
+            items.append(camera)
+        if not items:
+            raise _usage("give image or video paths, or --camera N")
+        kinds = [_kind(i) for i in items]
+        if all(k == "error" for k in kinds):   # nothing to analyse: a usage error
+            with _open_output(output) as out:
+                writer = _Writer(fmt or Format.json, out)
+                for row in items:
+                    writer.add(row)
+                    err.print(f"[red]error:[/red] {row.source}: {row.error}")
+                writer.close()
             raise typer.Exit(2)
+        n_videos = kinds.count("video")
+        if fps is not None and every != 1:
+            raise _usage("give --every or --fps, not both")
+        if annotate_dir is not None and annotate_dir.suffix.lower() in (".mp4", ".m4v", ".mov") \
+                and (n_videos != 1 or "image" in kinds):
+            raise _usage(f"--annotate {annotate_dir} names one video file; give a folder for "
+                         f"{'images' if 'image' in kinds else 'several videos'}")
+        if plot is not None and n_videos:
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                raise _usage("--plot needs matplotlib: pip install matplotlib")
+        fmt = fmt or (Format.jsonl if n_videos else Format.json)
         task_list = tuple(t.strip() for t in tasks.split(",") if t.strip())
-        want_maps = saliency_dir is not None
         try:
             analyzer = Analyzer(detector=detector, model=None if detect_only else model,
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
-                                batch_size=batch_size, return_saliency=want_maps,
+                                batch_size=batch_size, return_saliency=saliency_dir is not None,
                                 keep_images=annotate_dir is not None, max_faces=max_faces,
                                 backend=backend)
         except MissingModelError as exc:
@@ -142,48 +385,49 @@ def register(app: typer.Typer) -> None:
             err.print("Use --detect-only to run detection and saliency without a classifier.")
             raise typer.Exit(2)
         except (ValueError, RuntimeError, ImportError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2)
+            raise _usage(str(exc))
+        r = ratio if ratio is not None else (
+            analyzer.groups[0].config.ratio if analyzer.groups else 0.3)
+        vopts = VideoOptions(every=every, fps=fps, smooth=smooth, track_iou=track_iou,
+                             max_missed=max_missed, max_frames=max_frames, duration=duration,
+                             annotate=annotate_dir, progress=progress)
 
-        failed = 0
-        show = progress and len(files) > 1
-        if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-        with (open(output, "w", newline="") if output else nullcontext(sys.stdout)) as out:
-            writer = _Writer(fmt, out)
-            bar = None
-            if show:
-                from rich.progress import Progress
-                bar = Progress(console=err, transient=True)
-                bar.start()
-                tid = bar.add_task("analyzing", total=len(files))
+        failed, runs, interrupted = 0, [], None
+        with _open_output(output) as out:
+            writer = _Writer(fmt, out, VIDEO_CSV_FIELDS if n_videos else CSV_FIELDS)
             try:
-                for res in analyzer.analyze_batch(files):
-                    writer.add(res)
-                    if res.error is not None:
-                        failed += 1
-                        err.print(f"[yellow]skipped[/yellow] {res.source}: {res.error}")
+                for kind, group in groupby(zip(kinds, items), key=lambda ki: ki[0]):
+                    group = [item for _, item in group]
+                    if kind == "error":
+                        for row in group:
+                            writer.add(row)
+                            err.print(f"[yellow]skipped[/yellow] {row.source}: {row.error}")
+                        failed += len(group)
+                    elif kind == "image":
+                        failed += _run_images(analyzer.analyze_batch(group), writer, len(group),
+                                              annotate_dir, saliency_dir, r,
+                                              progress and len(items) > 1)
                     else:
-                        stem = Path(res.source).stem
-                        if annotate_dir is not None:
-                            save_rgb(annotate_dir / f"{stem}.jpg",
-                                     annotate(res.image, res.faces))
-                        if want_maps:
-                            r = ratio if ratio is not None else (
-                                analyzer.groups[0].config.ratio if analyzer.groups else 0.3)
-                            for i, f in enumerate(res.faces):
-                                if f.saliency is not None and f.crop is not None:
-                                    save_rgb(saliency_dir / f"{stem}_face{i}.png",
-                                             saliency_triplet(f.crop, f.saliency, r))
-                    if bar is not None:
-                        bar.advance(tid)
+                        for source in group:
+                            run, stopped = _run_video(analyzer, source, writer, vopts)
+                            runs.append(run)
+                            failed += run.error is not None
+                            if stopped:   # Ctrl-C: the normal end of a camera, else an abort
+                                interrupted = "camera" if isinstance(source, int) else "file"
+                                break
+                    if interrupted:
+                        break
             finally:
-                if bar is not None:
-                    bar.stop()
                 writer.close()
-        n_faces_note = f"{len(files) - failed}/{len(files)} files analysed"
+        if runs:
+            _write_video_reports(runs, summary, plot)
+        n_inputs = len(items)
+        note = f"{n_inputs - failed}/{n_inputs} inputs analysed"
+        if interrupted == "file":
+            err.print(f"[yellow]{note}; interrupted[/yellow]")
+            raise typer.Exit(130)
         if failed:
-            err.print(f"[yellow]{n_faces_note}; {failed} failed[/yellow]")
+            err.print(f"[yellow]{note}; {failed} failed[/yellow]")
             raise typer.Exit(1)
-        if show:
-            err.print(n_faces_note)
+        if progress and n_inputs > 1:
+            err.print(note)
