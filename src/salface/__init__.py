@@ -25,6 +25,7 @@ _LAZY = {
     "crop_face": ("crop", "crop_face"),
     "reweight": ("reweight", "reweight"),
     "load_classifier": ("models.registry", "load_classifier"),
+    "to_frame": ("frames", "to_frame"),
 }
 
 __all__ = ["AGE_GROUPS", "EXPRESSIONS", "GENDERS", "Box", "Crop", "Face", "FaceResult",
