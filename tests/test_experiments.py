@@ -126,7 +126,7 @@ def test_run_one_resumes_an_interrupted_run(settings):
                    pretrained=False)
     from salface.cache import open_crop_cache
     from salface.train import train
-    from salface.experiments import _preset_for
+    from salface.experiments.runs import _preset_for
 
     cc = open_crop_cache(settings.utk_cache)
     run_dir = settings.runs_dir / spec.name(cc.meta["key"])
@@ -299,15 +299,15 @@ def test_cli_experiment_and_explain_errors(settings, caches, tmp_path, monkeypat
 
 
 def test_paper_presets_train_from_scratch_without_imagenet_weights(settings, monkeypatch):
-    from salface import experiments
+    from salface.experiments import runs
     from salface.presets import get_preset
 
-    monkeypatch.setattr(experiments, "_weights_available", lambda b: False)
-    p = experiments._protocol_preset(get_preset("saf-bage", ("age", "gender")), settings, 96)
+    monkeypatch.setattr(runs, "_weights_available", lambda b: False)
+    p = runs._protocol_preset(get_preset("saf-bage", ("age", "gender")), settings, 96)
     assert (p.backbone, p.pretrained, p.freeze, p.input_size) == ("alexnet", False, 0, 96)
-    monkeypatch.setattr(experiments, "_weights_available", lambda b: True)
+    monkeypatch.setattr(runs, "_weights_available", lambda b: True)
     settings.pretrained = None
-    p = experiments._protocol_preset(get_preset("saf-bage", ("age", "gender")), settings, 227)
+    p = runs._protocol_preset(get_preset("saf-bage", ("age", "gender")), settings, 227)
     assert (p.pretrained, p.freeze) == (True, -1)                 # the paper's recipe: fc6-fc8 only
 
 
