@@ -4,6 +4,7 @@ on results built by hand (no models)."""
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -107,17 +108,8 @@ def test_result_rows_need_no_pandas(results):
 
 
 def test_to_frame_without_pandas_says_how_to_install(monkeypatch, results):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_pandas(name, *a, **k):
-        if name == "pandas":
-            raise ImportError("No module named 'pandas'")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_pandas)
-    with pytest.raises(ImportError, match="pip install pandas"):
+    monkeypatch.setitem(sys.modules, "pandas", None)   # import pandas now fails
+    with pytest.raises(ImportError, match=r"to_frame needs pandas.*pip install salface\[notebook\]"):
         to_frame(results)
 
 

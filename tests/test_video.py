@@ -272,6 +272,25 @@ def test_smoothing_with_the_shipped_expression_model(clip, detector):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_camera_path_with_a_file_standing_in(monkeypatch, clip, detect_only):
+    """The live branch (one frame at a time, wall-clock times) with the clip as 'camera 0'."""
+    import salface.video as video
+
+    real = video.open_video
+
+    def fake_camera(source):
+        assert source == 0
+        cap, info = real(clip)
+        return cap, video.VideoInfo("camera 0", info.fps, 0, info.width, info.height, live=True)
+
+    monkeypatch.setattr(video, "open_video", fake_camera)
+    run = analyze_video(0, detect_only, max_frames=6)
+    frames = list(run)
+    assert [f.frame for f in frames] == list(range(6)) and frames[0].time == 0.0
+    assert all(b.time > a.time for a, b in zip(frames, frames[1:]))   # seconds since the start
+    assert {f.tracks[0] for f in frames} == {1} and frames[0].source == "camera 0"
+
+
 # ------------------------------------------------------------------ CLI
 
 def _read_video(path):
@@ -324,3 +343,19 @@ def test_cli_bad_videos_are_error_rows(tmp_path, astronaut, cli_yunet):
     assert len(kept) >= 5 and [int(r["frame"]) for r in kept] == list(range(len(kept)))
     errors = {r["source"]: r["error"] for r in rows if r["error"]}
     assert "truncated" in errors[str(cut)] and "could not open" in errors[str(garbage)]
+
+
+def test_cli_missing_camera_is_an_error_row(tmp_path, astronaut):
+    from PIL import Image
+
+    from salface.cli import app
+
+    img = tmp_path / "img.png"
+    Image.fromarray(astronaut).save(img)
+    res = CliRunner().invoke(app, ["analyze", str(img), "--camera", "37", "--detector", "whole",
+                                   "--detect-only", "--no-progress", "-f", "json"])
+    assert res.exit_code == 1, res.output
+    data = json.loads(res.stdout)
+    assert data[0]["source"] == str(img) and len(data[0]["faces"]) == 1
+    assert data[1] == {"source": "camera 37", "width": 0, "height": 0, "faces": [],
+                       "error": "could not open the camera (no such device, or it is busy)"}

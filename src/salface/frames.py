@@ -12,7 +12,7 @@ image); the box ``x1 y1 x2 y2`` and detector ``score``; per task answered ``<tas
 ``<task>_smoothed`` and ``<task>_smoothed_confidence``; then ``width``, ``height`` and ``error``.
 An image without a face, or one that failed (``error`` set), still gets one row, with no face.
 
-pandas is optional (``pip install pandas``, or ``salface[notebook]``); :func:`result_rows` gives
+pandas is optional (``pip install salface[notebook]``, or just pandas); :func:`result_rows` gives
 the same rows as plain dicts without it.
 """
 
@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any, Union
 
 from .types import ImageResult
+from .utils import optional_import
 
 FIXED_COLUMNS = ("source", "frame", "time", "track", "face", "x1", "y1", "x2", "y2", "score")
 TAIL_COLUMNS = ("width", "height", "error")
@@ -81,11 +82,7 @@ def to_frame(results: Result | Iterable[Result], *, probabilities: bool = True,
     widget in notebooks) while the iterable is consumed; ``total`` sets its length when the
     iterable has none. ``frame``, ``track`` and ``face`` are nullable integers (``Int64``).
     """
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise ImportError("to_frame needs pandas: pip install pandas "
-                          "(or pip install 'salface[notebook]')") from exc
+    pd = optional_import("pandas", "notebook", "to_frame")
     if isinstance(results, ImageResult) or hasattr(results, "tracks"):
         results = [results]
     if progress:

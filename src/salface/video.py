@@ -32,8 +32,10 @@ from typing import Any, Union
 import cv2
 import numpy as np
 
+from .errors import ImageError
 from .track import IoUTracker, Track
 from .types import FaceResult
+from .utils import optional_import
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".m2v", ".ts", ".mts",
@@ -47,16 +49,9 @@ _TRUNCATION_SLACK = 0.01
 being called truncated: some containers only estimate the count from duration × frame rate."""
 
 
-class VideoError(ValueError):
-    """A video that could not be opened or read to its end. ``str()`` is ``"<source>: <reason>"``."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        self.source = str(source)
-        self.reason = reason
-        super().__init__(f"{self.source}: {reason}")
-
-    def __reduce__(self):
-        return (type(self), (self.source, self.reason))
+class VideoError(ImageError):
+    """A video file or camera that could not be opened or read to its end (an input error like
+    :class:`~salface.errors.ImageError`). ``str()`` is ``"<source>: <reason>"``."""
 
 
 def _has_video_signature(head: bytes) -> bool:
@@ -122,7 +117,10 @@ def open_video(source: VideoSource) -> tuple[cv2.VideoCapture, VideoInfo]:
             raise VideoError(name, "is a directory, not a video file")
         if p.stat().st_size == 0:
             raise VideoError(name, "empty file (0 bytes)")
-    cap = cv2.VideoCapture(source if live else name)
+    from .detect.yunet import _quiet_opencv
+
+    with _quiet_opencv():   # OpenCV warns on stderr for a missing camera; our error says it
+        cap = cv2.VideoCapture(source if live else name)
     if not cap.isOpened():
         cap.release()
         if live:
@@ -441,11 +439,7 @@ def plot_tracks(tracker: IoUTracker, path: str | os.PathLike, task: str = "expre
                 max_tracks: int = 12, title: str | None = None) -> Path:
     """One panel per track (the ``max_tracks`` longest): the smoothed probability of each class of
     ``task`` over time. Needs matplotlib."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError("plotting needs matplotlib: pip install matplotlib "
-                          "(or pip install 'salface[notebook]')") from exc
+    Figure = optional_import("matplotlib.figure", "notebook", "plotting tracks").Figure
     tracks = [t for t in tracker.tracks if task in t.history]
     if not tracks:
         raise ValueError(f"no track has {task!r} predictions to plot")

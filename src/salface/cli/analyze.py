@@ -297,9 +297,11 @@ def register(app: typer.Typer) -> None:
         ratio: Optional[float] = typer.Option(None, min=0.0, max=1.0,
                                               help="Override the reweighted ratio r (an ablation)."),
         device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-        backend: str = typer.Option("torch", help="torch, or onnx: run the classifiers and ML-Net "
-                                                  "through ONNX Runtime on the CPU (exported on "
-                                                  "first use; pip install salface[onnx])."),
+        backend: str = typer.Option("auto", help="auto (ONNX Runtime, the bundled ONNX files; no "
+                                                 "torch), onnx, or torch (pip install "
+                                                 "salface[torch])."),
+        threads: Optional[int] = typer.Option(None, min=1, help="Threads per network (default: "
+                                                                "$SALFACE_THREADS or one per core)."),
         batch_size: int = typer.Option(64, min=1, help="Faces per network batch."),
         max_faces: Optional[int] = typer.Option(None, min=1, help="Keep at most N faces per image "
                                                                   "(highest detector score first)."),
@@ -338,8 +340,10 @@ def register(app: typer.Typer) -> None:
         folder, an unreadable image or video: its error is in the output, the other inputs'
         results are kept); 2: usage or model problems, or no input exists at all.
         """
+        from ..errors import DependencyError
         from ..hub import MissingModelError
         from ..pipeline import Analyzer
+        from ..utils import optional_import
 
         items = expand_inputs(paths or [])
         if camera is not None:
@@ -364,9 +368,9 @@ def register(app: typer.Typer) -> None:
                          f"{'images' if 'image' in kinds else 'several videos'}")
         if plot is not None and n_videos:
             try:
-                import matplotlib  # noqa: F401
-            except ImportError:
-                raise _usage("--plot needs matplotlib: pip install matplotlib")
+                optional_import("matplotlib", "notebook", "--plot")
+            except DependencyError as exc:
+                raise _usage(str(exc))
         fmt = fmt or (Format.jsonl if n_videos else Format.json)
         task_list = tuple(t.strip() for t in tasks.split(",") if t.strip())
         try:
@@ -374,7 +378,7 @@ def register(app: typer.Typer) -> None:
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
                                 batch_size=batch_size, return_saliency=saliency_dir is not None,
                                 keep_images=annotate_dir is not None, max_faces=max_faces,
-                                backend=backend)
+                                backend=backend, threads=threads)
         except MissingModelError as exc:
             from ..models.registry import DEFAULT_MODELS, list_classifiers
 
