@@ -297,11 +297,9 @@ def register(app: typer.Typer) -> None:
         ratio: Optional[float] = typer.Option(None, min=0.0, max=1.0,
                                               help="Override the reweighted ratio r (an ablation)."),
         device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-        backend: str = typer.Option("auto", help="auto (ONNX Runtime, the bundled ONNX files; no "
-                                                 "torch), onnx, or torch (pip install "
-                                                 "salface[torch])."),
-        threads: Optional[int] = typer.Option(None, min=1, help="Threads per network (default: "
-                                                                "$SALFACE_THREADS or one per core)."),
+        backend: str = typer.Option("torch", help="torch, or onnx: run the classifiers and ML-Net "
+                                                  "through ONNX Runtime on the CPU (exported on "
+                                                  "first use; pip install salface[onnx])."),
         batch_size: int = typer.Option(64, min=1, help="Faces per network batch."),
         max_faces: Optional[int] = typer.Option(None, min=1, help="Keep at most N faces per image "
                                                                   "(highest detector score first)."),
@@ -378,7 +376,7 @@ def register(app: typer.Typer) -> None:
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
                                 batch_size=batch_size, return_saliency=saliency_dir is not None,
                                 keep_images=annotate_dir is not None, max_faces=max_faces,
-                                backend=backend, threads=threads)
+                                backend=backend)
         except MissingModelError as exc:
             from ..models.registry import DEFAULT_MODELS, list_classifiers
 
