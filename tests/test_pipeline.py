@@ -153,26 +153,34 @@ def test_missing_default_model_is_named(monkeypatch, tmp_path):
         Analyzer(detector="whole", tasks=("age",))
 
 
+def _hand_built(an, cfg, network):
+    """Put a hand-built NumPy 'network' into Analyzer ``an`` as its only classifier."""
+    from salface.classify import Classifier
+    from salface.pipeline import _crop_key, _Group
+
+    an.groups = [_Group(classifier=Classifier(cfg.name, cfg, network), tasks=cfg.tasks,
+                        saliency=None, saliency_spec="none", crop_key=_crop_key(cfg))]
+    return an
+
+
 def test_flip_tta_follows_the_model_config(astronaut):
     """A hand-built 'classifier' whose first logit is (left half − right half) of the input: a mirror
     negates it, so flip TTA averages it to exactly 0 (uniform probabilities); without TTA it is not."""
-    import torch
-
     from salface.labels import EXPRESSIONS
     from salface.models.config import ClassifierConfig
-    from salface.pipeline import _Group
 
-    class LeftMinusRight(torch.nn.Module):
-        def forward(self, x):
-            w = x.shape[3] // 2
-            d = x[..., :w].mean(dim=(1, 2, 3)) - x[..., w:].mean(dim=(1, 2, 3))
-            return {"expression": torch.stack([d * 50] + [torch.zeros_like(d)] * 6, dim=1)}
+    def left_minus_right(x):
+        w = x.shape[3] // 2
+        d = x[..., :w].mean(axis=(1, 2, 3)) - x[..., w:].mean(axis=(1, 2, 3))
+        z = np.zeros((len(x), 7), np.float32)
+        z[:, 0] = d * 50
+        return {"expression": z}
 
     def probs(tta):
         cfg = ClassifierConfig(name="lmr", backbone="mobilenet_v2", tasks=("expression",), input_size=64,
                                saliency="none", extra={"tta_flip": tta})
-        an = Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None)
-        an.groups = [_Group(model=LeftMinusRight(), config=cfg, tasks=("expression",), saliency=None)]
+        an = _hand_built(Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None), cfg,
+                         left_minus_right)
         p = next(an.analyze_batch([astronaut])).faces[0].expression.probabilities
         return np.array([p[e] for e in EXPRESSIONS])
 
@@ -183,23 +191,18 @@ def test_flip_tta_follows_the_model_config(astronaut):
 def test_temperature_in_the_model_config_scales_the_logits(astronaut):
     """Logits (2, 0, …, 0): softmax gives e²/(e² + 6) to the first class; at temperature 2 the
     logits are (1, 0, …) and it gets e/(e + 6). The label does not change."""
-    import torch
-
     from salface.labels import EXPRESSIONS
     from salface.models.config import ClassifierConfig
-    from salface.pipeline import _Group
 
-    class Fixed(torch.nn.Module):
-        def forward(self, x):
-            z = torch.zeros(len(x), 7)
-            z[:, 0] = 2.0
-            return {"expression": z}
+    def fixed(x):
+        z = np.zeros((len(x), 7), np.float32)
+        z[:, 0] = 2.0
+        return {"expression": z}
 
     def first(extra):
         cfg = ClassifierConfig(name="fixed", backbone="mobilenet_v2", tasks=("expression",), input_size=64,
                                saliency="none", extra=extra)
-        an = Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None)
-        an.groups = [_Group(model=Fixed(), config=cfg, tasks=("expression",), saliency=None)]
+        an = _hand_built(Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None), cfg, fixed)
         e = next(an.analyze_batch([astronaut])).faces[0].expression
         return e.label, e.probabilities[EXPRESSIONS[0]]
 

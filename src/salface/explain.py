@@ -235,10 +235,12 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
     """Detect every face of each image, classify it with ``models`` and write per face
     ``<stem>_face<k>.png`` (crop | saliency | reweighted | CAM per task) and ``<stem>_face<k>.json``;
     plus ``explain.json`` with all faces. Models without global average pooling get no CAM tile."""
-    from .crop import crop_face
+    from .backends.torch import TorchNetwork
+    from .classify import Classifier
+    from .crop import crop_for_config
     from .detect import get_detector
     from .io import load_image
-    from .models.preprocess import prepare_crops, to_input_tensor
+    from .models.preprocess import to_input_tensor
     from .reweight import reweight
     from .viz import save_rgb
 
@@ -256,25 +258,27 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
             tiles: list[tuple[np.ndarray, str]] = []
             for mi, em in enumerate(models):
                 cfg = em.config
-                crop = crop_face(img, face, size=cfg.input_size, margin=cfg.margin, align=cfg.align)
-                px = prepare_crops(crop.pixels[None], cfg)
-                sal = em.saliency(px) if em.saliency is not None else None
-                x = to_input_tensor(px, sal, cfg, device)
+                crop = crop_for_config(img, face, cfg)
+                # the runtime's own forward path (salface.classify), so the probabilities are the
+                # calibrated, flip-averaged ones `analyze` reports; the map is of the RGB crop, as there
+                sal = em.saliency(crop.pixels[None]) if em.saliency is not None else None
+                clf = Classifier(em.source, cfg, TorchNetwork(em.model, device))
+                px = clf.prepare(crop.pixels[None])
+                probs = clf.predict(px, sal)
                 if mi == 0:
                     s_map = sal[0] if sal is not None else np.ones(px.shape[1:3], np.float32)
                     tiles += [(px[0], "crop"), (s_map, f"saliency {cfg.saliency}"),
                               (reweight(px[0], s_map, cfg.ratio if sal is not None else 0.0),
                                f"reweighted r={cfg.ratio if sal is not None else 0}")]
-                with torch.inference_mode():
-                    logits = em.model(x)
+                x = to_input_tensor(px, sal, cfg, device)
                 for t in em.tasks:
-                    p = torch.softmax(logits[t].float(), 1)[0].cpu().numpy()
+                    p = probs[t][0]
                     c = int(p.argmax())
                     label = cfg.labels[t][c]
                     ex.predictions[t] = {"label": label, "confidence": round(float(p[c]), 4),
                                          "model": em.source}
                     if getattr(em.model, "has_gap", False):
-                        cam = class_activation_maps(em.model, x, t).maps[0]
+                        cam = class_activation_maps(em.model, x, t, class_index=c).maps[0]
                         tiles.append((cam_overlay(px[0], cam), f"CAM {t}: {label}"))
                         if crop.landmarks is not None:
                             s, u = region_shares(cam, crop.landmarks)

@@ -6,22 +6,28 @@ input order. A file that cannot be read gives an ``ImageResult`` with ``error`` 
 the batch. An image without faces is a normal result with ``faces == []``.
 
 Every model's preprocessing (crop size, margin, alignment, colour, saliency model, ratio, mean/std)
-comes from its :class:`~salface.models.config.ClassifierConfig`; nothing is hard-coded here.
+comes from its :class:`~salface.models.config.ClassifierConfig`; nothing is hard-coded here. The
+runtime needs no torch: the networks run in ONNX Runtime by default (:mod:`salface.backends`).
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 import numpy as np
 
-from .crop import DEFAULT_MARGIN, crop_face
+from .backends import check_device, resolve_backend
+from .classify import DEFAULT_MODELS, Classifier, load_classifier
+from .crop import DEFAULT_MARGIN, crop_face, crop_for_config
 from .detect import get_detector
 from .detect.base import Detector
-from .io import ImageError, load_image
+from .errors import ImageError
+from .io import load_image
 from .labels import TASKS
 from .saliency import get_saliency
 from .saliency.base import SaliencyModel
@@ -34,42 +40,21 @@ DISPLAY_SIZE = 224
 (the papers' 224 × 224)."""
 
 
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was requested but torch sees no CUDA device")
-    return device
-
-
-def _check_backend(backend: str, device: str) -> str:
-    """``backend`` after checking it is known, and that ONNX Runtime is installed for "onnx"."""
-    if backend not in ("torch", "onnx"):
-        raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
-    if backend == "onnx":
-        from .models.onnx import require
-
-        if device not in ("cpu", "auto"):
-            raise ValueError(f"backend 'onnx' runs on the CPU only; got device {device!r}")
-        require("onnxruntime")
-    return backend
-
-
 @dataclass
 class _Group:
-    """One loaded classifier and the tasks it answers."""
+    """One loaded classifier, the tasks it answers and its saliency model (``None``: no
+    reweighting). ``crop_key`` identifies its crop geometry: classifiers with the same key share
+    crops and, with the same saliency model too, saliency maps."""
 
-    model: Any
-    config: Any
+    classifier: Classifier
     tasks: tuple[str, ...]
     saliency: SaliencyModel | None
+    saliency_spec: str
+    crop_key: tuple
+
+    @property
+    def config(self):
+        return self.classifier.config
 
 
 @dataclass
@@ -89,6 +74,11 @@ def _source_name(src: ImageInput, index: int) -> str:
         return os.fspath(src)
     name = getattr(src, "filename", None)  # PIL images opened from files
     return str(name) if name else f"<image {index}>"
+
+
+def _crop_key(cfg) -> tuple:
+    mode = getattr(cfg, "crop_mode", "margin")
+    return (mode, cfg.input_size, float(cfg.margin), bool(cfg.align) if mode == "margin" else False)
 
 
 class Analyzer:
@@ -116,10 +106,24 @@ class Analyzer:
         Attach the decoded pixels to each :class:`ImageResult` (``image``), so a caller can draw on
         them without decoding the file again.
     backend:
-        ``"torch"`` (default) runs the networks in PyTorch; ``"onnx"`` runs the classifiers and
-        ML-Net (when it is the saliency model named) through ONNX Runtime on the CPU (``device``
-        ``"cpu"`` or ``"auto"``), exporting them to the cache on first use
-        (:mod:`salface.models.onnx`; ``pip install salface[onnx]``).
+        ``"auto"`` (default) runs the networks in ONNX Runtime from the ONNX files bundled with the
+        package (no torch; its CUDA provider when ``device`` asks for a GPU and onnxruntime-gpu
+        is installed); ``"onnx"`` insists on it; ``"torch"`` runs the same models in PyTorch
+        (``pip install salface[torch]``). Both share the NumPy pre- and post-processing.
+    device:
+        ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+    threads:
+        Intra-op threads of each network (``None``: ``$SALFACE_THREADS``, else the backend's
+        default).
+    prefetch:
+        Decode and detect the next images in a background thread while the networks run on the
+        current batch (results still come in input order). ``False`` does everything in the
+        calling thread.
+
+    Faces whose classifiers share a crop geometry and a saliency model share one saliency map:
+    ML-Net runs once per face, on the RGB crop, whatever the number of classifiers (a gray-scale
+    model reweights its gray crop by the map of the colour crop; on gray photos the two are
+    identical).
     """
 
     def __init__(
@@ -131,20 +135,25 @@ class Analyzer:
         saliency: str | SaliencyModel | None = None,
         ratio: float | None = None,
         device: str = "cpu",
+        backend: str = "auto",
+        threads: int | None = None,
         batch_size: int = 64,
         return_saliency: bool = False,
         keep_images: bool = False,
         max_faces: int | None = None,
         detector_options: dict[str, Any] | None = None,
-        backend: str = "torch",
+        prefetch: bool = True,
+        variant: str = "onnx",
     ) -> None:
         for t in tasks:
             if t not in TASKS:
                 raise ValueError(f"unknown task {t!r}; expected some of {list(TASKS)}")
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.backend = _check_backend(backend, device)
-        self.device = "cpu" if backend == "onnx" else _resolve_device(device)
+        self.device = check_device(device)
+        self.backend = resolve_backend(backend)
+        self.threads = threads
+        self.variant = variant
         self.detector = detector if isinstance(detector, Detector) else get_detector(
             detector, **(detector_options or {}))
         self.tasks = tuple(tasks)
@@ -152,6 +161,7 @@ class Analyzer:
         self.return_saliency = return_saliency
         self.keep_images = keep_images
         self.max_faces = max_faces
+        self.prefetch = prefetch
         self.ratio_override = ratio
         self._saliency_models: dict[str, SaliencyModel] = {}
         self._saliency_override = saliency
@@ -165,27 +175,12 @@ class Analyzer:
         if isinstance(spec, SaliencyModel):
             return spec
         if spec not in self._saliency_models:
-            model = get_saliency(spec, device=self.device)
-            if self.backend == "onnx":
-                from .models.onnx import onnx_saliency
-
-                model = onnx_saliency(model)
-            self._saliency_models[spec] = model
+            options = {"threads": self.threads} if spec == "mlnet" else {}
+            self._saliency_models[spec] = get_saliency(spec, device=self.device,
+                                                       backend=self.backend, **options)
         return self._saliency_models[spec]
 
-    def _load_classifier(self, name: str) -> tuple[Any, Any]:
-        """``(network, config)`` of bundled classifier ``name`` for this Analyzer's backend."""
-        if self.backend == "onnx":
-            from .models.onnx import load_classifier_onnx
-
-            return load_classifier_onnx(name)
-        from .models.registry import load_classifier
-
-        return load_classifier(name, device=self.device)
-
     def _load_groups(self, model: str) -> list[_Group]:
-        from .models.registry import DEFAULT_MODELS
-
         if model == "default":
             names: dict[str, list[str]] = {}
             for t in self.tasks:
@@ -194,14 +189,22 @@ class Analyzer:
             names = {model: list(self.tasks)}
         groups = []
         for name, wanted in names.items():
-            net, cfg = self._load_classifier(name)
-            tasks = tuple(t for t in wanted if t in cfg.tasks)
+            clf = load_classifier(name, backend=self.backend, device=self.device,
+                                  threads=self.threads, variant=self.variant)
+            tasks = tuple(t for t in wanted if t in clf.tasks)
             if not tasks:
-                raise ValueError(f"model {name!r} answers {list(cfg.tasks)}, none of {wanted}")
-            sal_spec = self._saliency_override if self._saliency_override is not None else cfg.saliency
-            sal = None if sal_spec == "none" else self._saliency(sal_spec)
-            groups.append(_Group(model=net, config=cfg, tasks=tasks, saliency=sal))
+                raise ValueError(f"model {name!r} answers {list(clf.tasks)}, none of {wanted}")
+            spec = self._saliency_override if self._saliency_override is not None else clf.config.saliency
+            sal = None if spec == "none" else self._saliency(spec)
+            groups.append(_Group(classifier=clf, tasks=tasks, saliency=sal,
+                                 saliency_spec=spec if isinstance(spec, str) else f"<{id(spec)}>",
+                                 crop_key=_crop_key(clf.config)))
         return groups
+
+    @property
+    def models(self) -> list[Classifier]:
+        """The loaded classifiers."""
+        return [g.classifier for g in self.groups]
 
     # ------------------------------------------------------------------ stages
     def _detect(self, index: int, src: ImageInput) -> _Pending:
@@ -221,40 +224,34 @@ class Analyzer:
 
     def _classify(self, items: list[tuple[_Pending, Face]]) -> list[FaceResult]:
         """Run every model over a batch of faces; returns one FaceResult per item."""
-        from .models.preprocess import forward_logits, prepare_crops, to_input_tensor
-        import torch
-
         preds: list[dict[str, Prediction]] = [{} for _ in items]
+        crops: dict[tuple, list] = {}
+        rgb: dict[tuple, np.ndarray] = {}
+        maps: dict[tuple, np.ndarray | None] = {}
         shown_crop: list[np.ndarray | None] = [None] * len(items)
         shown_map: list[np.ndarray | None] = [None] * len(items)
-        crop_boxes = [None] * len(items)
         for gi, g in enumerate(self.groups):
             cfg = g.config
-            crops = [crop_face(p.image, f, size=cfg.input_size, margin=cfg.margin, align=cfg.align)
-                     for p, f in items]
-            pixels = prepare_crops(np.stack([c.pixels for c in crops]), cfg)
-            maps = g.saliency(pixels) if g.saliency is not None else None  # None: no reweighting
-            if self.ratio_override is not None:
-                cfg = replace(cfg, ratio=self.ratio_override)
-            x = to_input_tensor(pixels, maps, cfg, self.device)
-            # g.model: a torch module, or an OnnxModel taking the same tensor (backend="onnx");
-            # flip TTA when the model was evaluated (and shipped) with it; its temperatures (fitted on val)
-            with torch.inference_mode():
-                out = forward_logits(g.model, x, tta_flip=bool(cfg.extra.get("tta_flip")),
-                                     temperature=cfg.extra.get("temperature"))
+            if g.crop_key not in crops:
+                crops[g.crop_key] = [crop_for_config(p.image, f, cfg) for p, f in items]
+                rgb[g.crop_key] = np.stack([c.pixels for c in crops[g.crop_key]])
+            mkey = (g.crop_key, g.saliency_spec)
+            if mkey not in maps:  # one saliency map per face and crop geometry, shared
+                maps[mkey] = g.saliency(rgb[g.crop_key]) if g.saliency is not None else None
+            pixels = g.classifier.prepare(rgb[g.crop_key])
+            probs = g.classifier.predict(pixels, maps[mkey], ratio=self.ratio_override)
             for t in g.tasks:
-                probs = torch.softmax(out[t].float(), dim=1).cpu().numpy()
-                names = g.config.labels[t]
-                for i, pr in enumerate(probs):
+                names = cfg.labels[t]
+                for i, pr in enumerate(probs[t]):
                     k = int(pr.argmax())
                     preds[i][t] = Prediction(task=t, label=names[k], index=k,
                                              probabilities={n: float(v) for n, v in zip(names, pr)})
-            if gi == 0:
-                crop_boxes = [c.box for c in crops]
-                if self.return_saliency:
-                    shown_crop = list(pixels)
-                    shown_map = list(maps) if maps is not None else [None] * len(items)
-        return [FaceResult(face=f, crop_box=crop_boxes[i], age=preds[i].get("age"),
+            if gi == 0 and self.return_saliency:
+                shown_crop = list(pixels)
+                m = maps[mkey]
+                shown_map = list(m) if m is not None else [None] * len(items)
+        first = crops[self.groups[0].crop_key]
+        return [FaceResult(face=f, crop_box=first[i].box, age=preds[i].get("age"),
                            gender=preds[i].get("gender"), expression=preds[i].get("expression"),
                            saliency=shown_map[i], crop=shown_crop[i])
                 for i, (_, f) in enumerate(items)]
@@ -280,10 +277,37 @@ class Analyzer:
         for (p, _), r in zip(items, results):
             p.results.append(r)
 
+    def _detected(self, inputs: Iterable[ImageInput]) -> Iterator[_Pending]:
+        """Each input decoded and detected, in order; with ``prefetch``, a background thread
+        works up to ``batch_size`` images ahead of the caller."""
+        if not self.prefetch:
+            for i, src in enumerate(inputs):
+                yield self._detect(i, src)
+            return
+        ahead: deque[Future] = deque()
+        source = enumerate(inputs)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salface-detect") as pool:
+            def submit() -> bool:
+                for i, src in source:
+                    ahead.append(pool.submit(self._detect, i, src))
+                    return True
+                return False
+
+            while len(ahead) < self.batch_size and submit():
+                pass
+            try:
+                while ahead:
+                    p = ahead.popleft().result()
+                    submit()
+                    yield p
+            finally:
+                for fut in ahead:
+                    fut.cancel()
+
     # ------------------------------------------------------------------ API
     def analyze_batch(self, inputs: Iterable[ImageInput]) -> Iterator[ImageResult]:
         """Yield one :class:`ImageResult` per input, in input order, as soon as each is done."""
-        waiting: list[_Pending] = []
+        waiting: deque[_Pending] = deque()
         queue: list[tuple[_Pending, Face]] = []
 
         def finished(flush: bool) -> Iterator[ImageResult]:
@@ -293,11 +317,9 @@ class Analyzer:
                 self._run_batch(chunk)
             queued = {id(p) for p, _ in queue}
             while waiting and id(waiting[0]) not in queued:
-                p = waiting.pop(0)
-                yield self._result(p)
+                yield self._result(waiting.popleft())
 
-        for i, src in enumerate(inputs):
-            p = self._detect(i, src)
+        for p in self._detected(inputs):
             waiting.append(p)
             queue.extend((p, f) for f in p.faces)
             yield from finished(flush=False)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import hub as W
+from ..errors import SalfaceError
 
 err = Console(stderr=True)
 
@@ -102,21 +103,40 @@ def register(app: typer.Typer) -> None:
     def export_onnx_cmd(
         name: str = typer.Argument(..., help="A bundled classifier or saliency model "
                                              "(see `salface models`)."),
-        out: Optional[Path] = typer.Option(
-            None, "--out", help="Write the .onnx file here (its .json beside it) instead of the "
-                                "cache, where `--backend onnx` looks for it."),
-        force: bool = typer.Option(False, "--force", help="Export again even if an intact export "
-                                                          "of the same weights exists."),
+        out: Path = typer.Option(..., "--out", help="Write the .onnx file here."),
     ) -> None:
-        """Export a bundled model to ONNX (dynamic batch; one output per task) for ONNX Runtime."""
+        """Export a bundled model to an ONNX file of your own (dynamic batch; one output per
+        task). Needs the [train] extra (torch, onnxscript)."""
         from ..models.onnx import export_onnx
 
         try:
-            path = export_onnx(name, out, force=force)
-        except (W.ChecksumError, W.MissingModelError, ImportError, ValueError) as exc:
+            path = export_onnx(name, out)
+        except (SalfaceError, ImportError, ValueError) as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1)
         typer.echo(f"{name}: {path}")
+
+    @models_app.command("bundle-onnx")
+    def bundle_onnx_cmd(
+        names: list[str] = typer.Argument(..., help="Bundled classifiers or saliency models."),
+    ) -> None:
+        """Write each model's ONNX file into the package (what the default runtime runs), after
+        checking it against the torch network; records its SHA-256 and the parity in the
+        manifest. Needs the [train] extra."""
+        from ..models.onnx import bundle_onnx
+
+        failed = False
+        for name in names:
+            try:
+                path = bundle_onnx(name)
+            except (SalfaceError, ImportError, ValueError, RuntimeError) as exc:
+                err.print(f"[red]error:[/red] {name}: {exc}")
+                failed = True
+                continue
+            entry = W.bundled_entry(name)["onnx"]
+            typer.echo(f"{name}: {path} (sha256 {entry['sha256']}; parity {entry['parity_vs_torch']})")
+        if failed:
+            raise typer.Exit(1)
 
     @app.command("fetch")
     def fetch_cmd(

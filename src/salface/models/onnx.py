@@ -1,58 +1,52 @@
-"""An optional ONNX Runtime backend for the bundled classifiers and the ML-Net saliency model.
+"""Writing the bundled ONNX files (training side; needs torch and onnxscript).
 
-:func:`export_onnx` turns a bundled model into an ONNX file with ``torch.onnx.export`` (the
-``torch.export``-based exporter, which needs ``onnxscript``); the batch dimension is dynamic, and
-for ML-Net also the height and width (it runs at each crop's own resolution). A classifier gets
-one named output per task (its forward returns ``{task: logits}``); ML-Net has one output,
-``saliency``, its raw ``(N, 1, H/8, W/8)`` map. Everything around the network — crop
-preparation, reweighting, ML-Net's upsampling and post-processing — stays where it is, so both
-backends share it.
+The runtime runs the shipped networks from ONNX files inside the package (``salface/bundled/``,
+listed in the manifest with their SHA-256; :mod:`salface.backends.onnxrt`). This module makes
+them from the torch networks:
 
-Exports live in ``<cache_dir()>/onnx/<name>-<sha256 of the source safetensors>.onnx``, with a
-JSON file of the same stem beside them (the model's config, the source's SHA-256 and the ONNX
-file's own SHA-256). New weights get a new name, so a stale export is never used; an export
-whose JSON is missing or whose checksum does not match is exported again.
-
-:class:`OnnxModel` wraps an ``onnxruntime.InferenceSession`` (CPU provider, as many intra-op
-threads as torch uses) and is called like the torch module: a ``(N, 3, H, W)`` float tensor or
-array in, ``{output name: tensor}`` out. :class:`OnnxMLNet` returns the bare map tensor, as
-:class:`~salface.saliency.mlnet.MLNet` does.
-
-Installed by ``pip install salface[onnx]`` (onnxruntime, onnxscript).
+* :func:`export_onnx` exports a bundled classifier or ML-Net with ``torch.onnx.export`` (the
+  ``torch.export``-based exporter). The batch dimension is dynamic, and for ML-Net also height and
+  width (it runs at each crop's own resolution). A classifier gets one named output per task (its
+  forward returns ``{task: logits}``); ML-Net one output, ``saliency``, its raw ``(N, 1, H/8,
+  W/8)`` map. Pre- and post-processing stay outside the graph, in NumPy, shared by both backends.
+* :func:`check_parity` runs the torch network and the exported file on the same inputs (real face
+  crops and random pixels) and reports the largest logit / map difference and whether every
+  argmax agrees.
+* :func:`bundle_onnx` exports, checks parity (refusing a file that disagrees) and records the file
+  as the model's ``onnx`` variant in the manifest (``salface models bundle-onnx NAME``; ``salface
+  ship`` calls it for every model it ships).
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
+import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..saliency.base import SaliencyModel
+from ..errors import DependencyError
+from ..hub import bundled_entry, register_bundled_file
 from .config import ClassifierConfig
-from ..hub import bundled_entry, bundled_model_path, cache_dir, sha256_file
 
 INPUT_NAME = "input"
 SALIENCY_OUTPUT = "saliency"
-INSTALL_HINT = "pip install salface[onnx]"
+PARITY_TOL = 1e-3
+"""Largest absolute difference of logits (classifiers) or of raw maps relative to their maximum
+(ML-Net) that :func:`bundle_onnx` accepts; measured differences are about 1e-6."""
 
 
-def require(module: str) -> ModuleType:
+def require(module: str):
     """Import ``module`` (``onnxruntime``, ``onnxscript``) or explain how to install it."""
+    import importlib
+
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ImportError(f"the ONNX Runtime backend needs {module}, which is not installed; "
-                          f"install it with `{INSTALL_HINT}`") from exc
-
-
-# ------------------------------------------------------------------------------------ export
+        raise DependencyError(f"writing ONNX files needs {module}: pip install salface[train]") from exc
 
 
 class _TaskOutputs(nn.Module):
@@ -69,166 +63,107 @@ class _TaskOutputs(nn.Module):
         return tuple(out[t] for t in self.tasks)
 
 
-def _source_sha256(name: str, directory: str | os.PathLike | None) -> str:
-    """SHA-256 of bundled model ``name``'s safetensors (checked against the manifest)."""
-    bundled_model_path(name, directory)
-    return str(bundled_entry(name, directory)["sha256"]).lower()
-
-
-def export_path(name: str, directory: str | os.PathLike | None = None) -> Path:
-    """Where the export of bundled model ``name``'s current weights lives in the cache."""
-    return _cached(name, _source_sha256(name, directory))
-
-
-def _cached(name: str, source_sha256: str) -> Path:
-    return cache_dir() / "onnx" / f"{name}-{source_sha256}.onnx"
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
-def _is_current(path: Path, source_sha256: str) -> bool:
-    """Whether ``path`` is an intact export of the weights with SHA-256 ``source_sha256``."""
-    try:
-        meta = json.loads(_sidecar(path).read_text(encoding="utf-8"))
-        return (path.is_file() and meta.get("source_sha256") == source_sha256
-                and meta.get("onnx_sha256") == sha256_file(path))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _source(name: str, directory: str | os.PathLike | None,
-            module: nn.Module | None) -> tuple[nn.Module, torch.Tensor, dict[int, str], list[str], dict]:
-    """``(module, example input, dynamic input dims, output names, config)`` of bundled model
-    ``name``; ``module`` is the already loaded network, if the caller has it."""
-    entry = bundled_entry(name, directory)
+def _torch_network(name: str) -> tuple[nn.Module, str, dict[str, Any]]:
+    """``(torch module in eval mode, kind, manifest entry)`` of bundled model ``name``."""
+    entry = bundled_entry(name)
     kind = entry.get("kind")
     if kind == "classifier":
         from .registry import load_classifier
 
-        cfg = ClassifierConfig.from_dict(entry["config"])
-        net = module if module is not None else load_classifier(name, directory=directory)[0]
-        s = cfg.input_size
-        return (_TaskOutputs(net, cfg.tasks), torch.zeros(2, 3, s, s), {0: "batch"},
-                list(cfg.tasks), cfg.to_dict())
+        return load_classifier(name)[0].eval(), kind, entry
     if kind == "saliency":
-        if module is None:
-            if directory is not None:
-                raise ValueError("ML-Net is loaded from the bundled folder only "
-                                 "(set SALFACE_BUNDLED_DIR to use another)")
-            from ..saliency.mlnet import load_mlnet
+        from ..saliency.mlnet import load_mlnet
 
-            module = load_mlnet(name).net
-        return (module, torch.zeros(2, 3, 96, 96), {0: "batch", 2: "height", 3: "width"},
-                [SALIENCY_OUTPUT], dict(entry.get("config", {})))
+        return load_mlnet(name).net.eval(), kind, entry
     raise ValueError(f"bundled model {name!r} is a {kind!r} model; only classifiers and "
-                     "saliency models can be exported")
+                     "saliency models are exported")
 
 
-def export_onnx(name: str, out_path: str | os.PathLike | None = None, *,
-                directory: str | os.PathLike | None = None, module: nn.Module | None = None,
-                force: bool = False) -> Path:
-    """Export bundled model ``name`` (a classifier or ML-Net) to ONNX; returns the ``.onnx`` path.
-
-    ``out_path`` defaults to :func:`export_path` in the cache. An intact export of the same
-    weights already there is reused unless ``force``. The model's config, the source's SHA-256
-    and the ONNX file's SHA-256 are written to a ``.json`` file of the same stem. ``module`` is
-    the loaded torch network of ``name`` (saves loading it again); ``directory`` is the bundled
-    folder (default :func:`~salface.hub.bundled_dir`).
-    """
-    source_sha256 = _source_sha256(name, directory)
-    path = Path(out_path) if out_path is not None else _cached(name, source_sha256)
-    if not force and _is_current(path, source_sha256):
-        return path
+def export_onnx(name: str, out_path: str | os.PathLike, *, module: nn.Module | None = None) -> Path:
+    """Export bundled model ``name`` (a classifier or ML-Net) to ``out_path``; returns it."""
     require("onnxscript")
-    net, example, dims, outputs, config = _source(name, directory, module)
-    shapes = {axis: torch.export.Dim(label, min=1 if axis == 0 else 16)
-              for axis, label in dims.items()}  # ML-Net needs crops of at least 16 px
+    net, kind, entry = _torch_network(name) if module is None else (module, bundled_entry(name)["kind"], bundled_entry(name))
+    if kind == "classifier":
+        cfg = ClassifierConfig.from_dict(entry["config"])
+        s = cfg.input_size
+        wrapped, example, outputs = _TaskOutputs(net, cfg.tasks), torch.zeros(2, 3, s, s), list(cfg.tasks)
+        dims = {0: torch.export.Dim("batch", min=1)}
+    else:
+        wrapped, example, outputs = net, torch.zeros(2, 3, 96, 96), [SALIENCY_OUTPUT]
+        dims = {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("height", min=16),
+                3: torch.export.Dim("width", min=16)}  # ML-Net needs crops of at least 16 px
+    path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f"{path.name}.{os.getpid()}.part")  # exports racing never mix bytes
-    program = torch.onnx.export(net.eval(), (example,), dynamo=True, verbose=False,
+    part = path.with_name(f"{path.name}.{os.getpid()}.part")
+    program = torch.onnx.export(wrapped.eval(), (example,), dynamo=True, verbose=False,
                                 input_names=[INPUT_NAME], output_names=outputs,
-                                dynamic_shapes=(shapes,))
-    program.save(part, external_data=False)
+                                dynamic_shapes=(dims,))
+    program.save(str(part), external_data=False)
     os.replace(part, path)
-    meta = {"model": name, "kind": bundled_entry(name, directory).get("kind"),
-            "source_sha256": source_sha256, "onnx_sha256": sha256_file(path),
-            "input": INPUT_NAME, "outputs": outputs, "dynamic_axes": dims,
-            "torch": torch.__version__, "config": config}
-    tmp = _sidecar(path).with_name(f"{_sidecar(path).name}.{os.getpid()}.part")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, _sidecar(path))
     return path
 
 
-# ------------------------------------------------------------------------------------ runners
+def parity_inputs(size: int, n_random: int = 8, seed: int = 0) -> np.ndarray:
+    """uint8 ``(N, size, size, 3)`` crops to compare backends on: the astronaut's face (from
+    scikit-image when installed), its mirror, and seeded random pixels."""
+    rng = np.random.default_rng(seed)
+    crops = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n_random)]
+    try:
+        import skimage.data
+
+        from ..crop import crop_face
+        from ..types import Box, Face
+
+        face = crop_face(skimage.data.astronaut(), Face(Box(178, 63, 268, 176)), size=size).pixels
+        crops = [face, face[:, ::-1].copy()] + crops
+    except ImportError:
+        pass
+    return np.stack(crops)
 
 
-class OnnxModel:
-    """An ONNX Runtime session called like the torch module it was exported from.
+def check_parity(name: str, onnx_path: str | os.PathLike, module: nn.Module | None = None) -> dict[str, Any]:
+    """Largest differences between the torch network and ``onnx_path`` on :func:`parity_inputs`
+    (through the runtime's own preprocessing): ``{"max_abs_logit": ..., "argmax_agree": ...}``
+    for a classifier, ``{"max_rel_map": ...}`` for ML-Net."""
+    from ..backends.onnxrt import OrtNetwork
+    from ..backends.torch import TorchNetwork
 
-    ``model(x)`` takes a ``(N, 3, H, W)`` float tensor or array (any memory format) and returns
-    ``{output name: CPU float tensor}`` — for a classifier ``{task: logits}``. ``threads``
-    defaults to ``torch.get_num_threads()``.
-    """
+    net, kind, entry = _torch_network(name) if module is None else (module, bundled_entry(name)["kind"], bundled_entry(name))
+    ort_net = OrtNetwork(onnx_path)
+    if kind == "classifier":
+        from ..preprocess import prepare_crops, to_input_array
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        ort = require("onnxruntime")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
-        opts.inter_op_num_threads = 1
-        self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                            providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        cfg = ClassifierConfig.from_dict(entry["config"])
+        pixels = prepare_crops(parity_inputs(cfg.input_size), cfg)
+        maps = np.random.default_rng(1).random(pixels.shape[:3], dtype=np.float32)
+        x = to_input_array(pixels, maps, cfg)
+        a, b = TorchNetwork(net, "cpu")(x), ort_net(x)
+        return {"inputs": int(len(x)),
+                "max_abs_logit": float(max(np.abs(a[t] - b[t]).max() for t in cfg.tasks)),
+                "argmax_agree": bool(all((a[t].argmax(1) == b[t].argmax(1)).all() for t in cfg.tasks))}
+    from ..saliency.mlnet_runtime import imagenet_input
 
-    def __call__(self, x: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
-        if isinstance(x, torch.Tensor):
-            x = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        arr = np.ascontiguousarray(x, dtype=np.float32)
-        outs = self.session.run(self.output_names, {self.input_name: arr})
-        return {n: torch.from_numpy(o) for n, o in zip(self.output_names, outs)}
-
-
-class OnnxMLNet(OnnxModel):
-    """An exported ML-Net: returns the raw ``(N, 1, H/8, W/8)`` map tensor, like
-    :class:`~salface.saliency.mlnet.MLNet`, and keeps its ``config``."""
-
-    def __init__(self, path: str | os.PathLike, config: Any, threads: int | None = None) -> None:
-        super().__init__(path, threads)
-        self.config = config
-
-    def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:  # type: ignore[override]
-        return super().__call__(x)[SALIENCY_OUTPUT]
+    x = imagenet_input(parity_inputs(96))
+    a = TorchNetwork(net, "cpu", SALIENCY_OUTPUT)(x)[SALIENCY_OUTPUT]
+    b = ort_net(x)[SALIENCY_OUTPUT]
+    scale = np.maximum(np.abs(a).reshape(len(a), -1).max(1), 1e-8)[:, None, None, None]
+    return {"inputs": int(len(x)), "max_rel_map": float((np.abs(a - b) / scale).max())}
 
 
-def load_classifier_onnx(name: str, directory: str | os.PathLike | None = None,
-                         threads: int | None = None) -> tuple[OnnxModel, ClassifierConfig]:
-    """``(ONNX Runtime model, config)`` of bundled classifier ``name``, exported on first use."""
-    require("onnxruntime")
-    entry = bundled_entry(name, directory)
-    if entry.get("kind") != "classifier":
-        raise ValueError(f"bundled model {name!r} is a {entry.get('kind')!r} model, not a classifier")
-    return OnnxModel(export_onnx(name, directory=directory), threads), \
-        ClassifierConfig.from_dict(entry["config"])
+def bundle_onnx(name: str, *, tol: float = PARITY_TOL) -> Path:
+    """Export bundled model ``name``, check it against torch and record it in the manifest as its
+    ``onnx`` variant (``salface/bundled/<name>.onnx``). Raises ``RuntimeError`` when the export
+    disagrees with torch by more than ``tol`` or on any argmax."""
+    net, _, _ = _torch_network(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(name, Path(tmp) / f"{name}.onnx", module=net)
+        parity = check_parity(name, path, module=net)
+        worst = parity.get("max_abs_logit", parity.get("max_rel_map", 0.0))
+        if worst > tol or not parity.get("argmax_agree", True):
+            raise RuntimeError(f"ONNX export of {name!r} disagrees with torch: {parity}")
+        return register_bundled_file(name, "onnx", path, extra={
+            "parity_vs_torch": parity, "exported_with": f"torch {torch.__version__}"})
 
 
-def onnx_saliency(model: SaliencyModel, threads: int | None = None) -> SaliencyModel:
-    """Run an ML-Net saliency model through ONNX Runtime (its network is exported on first use
-    and replaced by an :class:`OnnxMLNet`; pre- and post-processing are unchanged). Other
-    saliency models are returned as they are."""
-    from ..saliency.mlnet import MLNetSaliency
-
-    if not isinstance(model, MLNetSaliency) or isinstance(model.net, OnnxMLNet):
-        return model
-    require("onnxruntime")
-    path = export_onnx(model.model_name, module=model.net)
-    model.net = OnnxMLNet(path, model.net.config, threads)  # type: ignore[assignment]
-    model.device = torch.device("cpu")
-    return model
-
-
-__all__ = ["INSTALL_HINT", "OnnxMLNet", "OnnxModel", "export_onnx", "export_path",
-           "load_classifier_onnx", "onnx_saliency", "require"]
+__all__ = ["INPUT_NAME", "PARITY_TOL", "SALIENCY_OUTPUT", "bundle_onnx", "check_parity",
+           "export_onnx", "parity_inputs", "require"]

@@ -16,50 +16,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import cv2
 import numpy as np
 import torch
 
+from ..preprocess import prepare_crops, resize_square, to_gray3  # noqa: F401 (re-exported)
 from ..reweight import reweight_tensor
 from .config import ClassifierConfig
-
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def to_gray3(pixels: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` uint8 RGB → luminance replicated to 3 channels (uint8)."""
-    y = np.rint(pixels.astype(np.float32) @ _LUMA)
-    y = np.clip(y, 0, 255).astype(np.uint8)
-    return np.repeat(y[..., None], 3, axis=-1)
-
-
-def resize_square(pixels: np.ndarray, size: int, interp_map: bool = False) -> np.ndarray:
-    """Resize one ``H×W[×C]`` array to ``size×size`` (area when shrinking, bilinear when enlarging)."""
-    h, w = pixels.shape[:2]
-    if (h, w) == (size, size):
-        return pixels
-    interp = cv2.INTER_AREA if (h > size or w > size) else cv2.INTER_LINEAR
-    return cv2.resize(pixels, (size, size), interpolation=interp)
-
-
-def prepare_crops(pixels: np.ndarray, config: ClassifierConfig) -> np.ndarray:
-    """``(N, H, W, 3)`` (or one ``(H, W, 3)``) uint8 RGB crops → uint8 crops at
-    ``config.input_size`` in the model's colour handling."""
-    arr = np.asarray(pixels)
-    single = arr.ndim == 3
-    if single:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise ValueError(f"expected (N, H, W, 3) crops, got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        raise ValueError(f"expected uint8 crops, got {arr.dtype}")
-    s = config.input_size
-    if arr.shape[1:3] != (s, s):
-        arr = np.stack([resize_square(a, s) for a in arr]) if len(arr) else np.zeros((0, s, s, 3), np.uint8)
-    if config.color == "gray":
-        arr = to_gray3(arr)
-    arr = np.ascontiguousarray(arr)
-    return arr[0] if single else arr
 
 
 def _as_tensor(x, device) -> torch.Tensor:

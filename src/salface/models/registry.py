@@ -15,14 +15,8 @@ from typing import Any
 import torch
 
 from .config import ClassifierConfig
+from ..classify.base import DEFAULT_MODELS  # one table, used by both backends
 from ..hub import MissingModelError, load_manifest, load_state_dict
-
-DEFAULT_MODELS: dict[str, str] = {
-    "age": "default-age-gender",
-    "gender": "default-age-gender",
-    "expression": "default-expression",
-}
-"""Task → name of the bundled model that serves it."""
 
 
 def list_classifiers(directory: str | None = None) -> dict[str, dict[str, Any]]:

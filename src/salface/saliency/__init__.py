@@ -7,8 +7,8 @@
 Names (:func:`available_saliency`):
 
 * ``mlnet`` — ML-Net (Cornia et al. 2016) with a frozen MobileNetV2, trained on the NUS eye
-  fixations; the package's bundled default :data:`~salface.saliency.mlnet.DEFAULT_MODEL_NAME`
-  (checksum-verified). Raises :class:`~salface.hub.MissingModelError` when its
+  fixations; the package's bundled default :data:`~salface.saliency.mlnet_runtime.DEFAULT_MODEL_NAME`
+  (checksum-verified), run by :class:`~salface.saliency.mlnet_runtime.MLNetRuntime`. Raises :class:`~salface.hub.MissingModelError` when its
   weights are not installed — never a randomly initialised network.
 * ``spectral-residual`` (Hou & Zhang 2007), ``frequency-tuned`` (Achanta et al. 2009).
 * ``centre`` (also ``center``) — a Gaussian centre bias.
@@ -36,23 +36,33 @@ def available_saliency() -> dict[str, str]:
     return dict(_DESCRIPTIONS)
 
 
-def get_saliency(name: str, device: str = "cpu", **options) -> SaliencyModel:
+def get_saliency(name: str, device: str = "cpu", backend: str = "auto", **options) -> SaliencyModel:
     """A saliency model by name (see the module docstring).
 
+    ``backend`` runs ML-Net on ONNX Runtime (``"onnx"``; what ``"auto"`` picks on the CPU) or
+    PyTorch (``"torch"``; what ``"auto"`` picks for a GPU ``device`` when torch is installed).
     ``options`` for ``mlnet``: ``model`` (bundled model name, default
     ``"mlnet-mobilenetv2-nus"``), ``input_size`` (resize crops to this size first; default: run
     at each crop's own resolution), ``scene=True`` (use the training size, for whole scenes),
-    ``batch_size``, ``blur`` / ``floor`` (override the bundled post-processing). For ``centre``: ``sigma``.
+    ``batch_size``, ``threads``, ``blur`` / ``floor`` (override the bundled post-processing).
+    For ``centre``: ``sigma``.
     """
     key = _ALIASES.get(name.lower().strip(), name.lower().strip())
     if key == "mlnet":
-        from .mlnet import DEFAULT_MODEL_NAME, load_mlnet
+        from ..hub import bundled_entry
+        from .mlnet_runtime import DEFAULT_MODEL_NAME, load_mlnet_runtime
 
-        model = load_mlnet(options.pop("model", DEFAULT_MODEL_NAME), device=device,
-                           input_size=options.pop("input_size", None),
-                           blur=options.pop("blur", None), floor=options.pop("floor", None))
+        if backend == "auto" and device != "cpu":
+            from ..backends import _installed
+
+            backend = "torch" if _installed("torch") else "auto"
+        model_name = options.pop("model", DEFAULT_MODEL_NAME)
+        input_size = options.pop("input_size", None)
         if options.pop("scene", False):
-            model.input_size = tuple(model.net.config.train_size)
+            input_size = tuple(bundled_entry(model_name).get("config", {}).get("train_size", (256, 256)))
+        model = load_mlnet_runtime(model_name, backend=backend, device=device,
+                                   threads=options.pop("threads", None), input_size=input_size,
+                                   blur=options.pop("blur", None), floor=options.pop("floor", None))
         if "batch_size" in options:
             model.batch_size = int(options.pop("batch_size"))
     elif key == "spectral-residual":

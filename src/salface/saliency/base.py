@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import cv2
 import numpy as np
 
 
@@ -39,3 +40,16 @@ def normalize_map(m: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     if hi - lo < eps:
         return np.ones_like(m, dtype=np.float32)
     return (m - lo) / (hi - lo)
+
+
+def postprocess(m: np.ndarray, blur: float = 0.0, floor: float = 0.0) -> np.ndarray:
+    """Scale a raw map to [0, 1], blur it (Gaussian, σ = ``blur`` × longer side), rescale, and
+    lift it by ``floor``: ``(m + floor) / (1 + floor)`` (max stays 1, no pixel is exactly 0)."""
+    out = normalize_map(m)
+    if blur > 0:
+        sigma = blur * max(out.shape)
+        k = int(2 * np.ceil(3 * sigma) + 1)
+        out = normalize_map(cv2.GaussianBlur(out, (k, k), sigma, borderType=cv2.BORDER_REPLICATE))
+    if floor > 0:
+        out = (out + floor) / (1.0 + floor)
+    return out.astype(np.float32)

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SaliencyModel, normalize_map
+from .base import SaliencyModel, normalize_map, postprocess  # noqa: F401 (postprocess re-exported)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -236,22 +236,6 @@ def to_input(crops: np.ndarray) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------ SaliencyModel
-
-
-def postprocess(m: np.ndarray, blur: float = 0.0, floor: float = 0.0) -> np.ndarray:
-    """Scale a raw map to [0, 1], blur it (Gaussian, σ = ``blur`` × longer side), rescale, and
-    lift it by ``floor``: ``(m + floor) / (1 + floor)`` (max stays 1, no pixel is exactly 0)."""
-    import cv2
-
-    out = normalize_map(m)
-    if blur > 0:
-        sigma = blur * max(out.shape)
-        k = int(2 * np.ceil(3 * sigma) + 1)
-        out = normalize_map(cv2.GaussianBlur(out, (k, k), sigma, borderType=cv2.BORDER_REPLICATE))
-    if floor > 0:
-        out = (out + floor) / (1.0 + floor)
-    return out.astype(np.float32)
-
 
 
 class MLNetSaliency(SaliencyModel):
