@@ -13,6 +13,7 @@ pytest.importorskip("timm")
 
 from salface.cache import build_crop_cache, build_saliency_cache  # noqa: E402
 from salface.data.base import Sample  # noqa: E402
+from salface.evaluate import evaluate_run  # noqa: E402
 from salface.presets import get_preset  # noqa: E402
 from salface.train import load_run, train  # noqa: E402
 
@@ -88,6 +89,11 @@ def test_wild_training_checkpoints_ema_and_resumes(utk_cache, tmp_path, monkeypa
 
     model, cfg, preset = load_run(tmp_path / "full")
     assert cfg.backbone == "edgeface_xxs" and cfg.crop_mode == "arcface" and preset.augment.wild
+    # `salface evaluate` reads the run back (best = EMA weights) and scores val as training did
+    res, _ = evaluate_run(tmp_path / "full", split="val", write=False, threads=1)
+    best = max(hist, key=lambda h: h["val_score"])
+    assert res["gender"]["accuracy"] == pytest.approx(best["val_gender_accuracy"])
+    assert res["age"]["accuracy"] == pytest.approx(best["val_age_accuracy"])
 
 
 def test_crop_mode_of_preset_and_cache_must_agree(utk_cache, tmp_path):

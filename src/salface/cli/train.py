@@ -135,13 +135,14 @@ def register(app: typer.Typer) -> None:
         pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="Start from ImageNet weights or from scratch (default: the preset's)."),
         stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop after this many epochs in all (continue later with --resume); the schedule still spans --epochs."),
         tasks: str = typer.Option("", "--tasks", help="Comma-separated tasks to train (default: all the cache has), e.g. 'gender' for a single-head network."),
+        max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Batches per epoch (a cheaper run: each epoch sees this many batches of its shuffled or balanced draw)."),
     ) -> None:
         """Train a classifier on a crop cache; model selection on its val split."""
         from ..train import train
 
         r = train(preset, cache, out_dir=out, epochs=epochs, seed=seed, resume=resume, device=device,
                   saliency=saliency, ratio=ratio, batch_size=batch_size, lr=lr, threads=threads,
-                  pretrained=pretrained, stop_after=stop_after,
+                  pretrained=pretrained, stop_after=stop_after, max_steps=max_steps,
                   tasks=tuple(t for t in tasks.split(",") if t) or None)
         (Path(out) / "command.txt").write_text(_command_line() + "\n")
         typer.echo(f"best val score {r.best_score:.4f} at epoch {r.best_epoch}; weights in {out}/best.safetensors")

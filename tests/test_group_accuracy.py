@@ -1,0 +1,33 @@
+"""scripts/group_accuracy.py: per-group accuracy from per-image results (known answers)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "group_accuracy", Path(__file__).resolve().parents[1] / "scripts" / "group_accuracy.py")
+ga = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ga)
+
+
+def test_groups_and_gaps():
+    gender = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    years = np.array([5, 30, 40, 50, 10, 15, 60, 70])
+    race = np.array([0, 0, 1, 1, 2, 2, 3, -1])
+    correct = {"gender": np.array([1, 1, 0, 0, 1, 1, 1, 1], bool)}
+    t = ga.group_table(correct, gender, years, race)["gender"]
+    assert t["all"]["accuracy"] == pytest.approx(6 / 8)
+    assert t["women"]["accuracy"] == pytest.approx(0.5) and t["men"]["accuracy"] == pytest.approx(1.0)
+    assert t["gap women-men (points)"]["accuracy"] == pytest.approx(-50.0)
+    assert t["ages 0-19"]["n"] == 3 and t["ages 0-19"]["accuracy"] == pytest.approx(1.0)
+    assert t["ages 20+"]["accuracy"] == pytest.approx(3 / 5)
+    assert t["gap 0-19 - adults (points)"]["accuracy"] == pytest.approx(40.0)
+    assert t["race white"]["accuracy"] == 1.0 and t["race black"]["accuracy"] == 0.0
+    assert "race others" not in t                         # no sample of that race
+    assert ga.age_years("/x/26_1_3_2017.jpg.chip.jpg") == 26
+    with pytest.raises(ValueError, match="same cache"):
+        ga.group_table({"age": np.ones(3, bool)}, gender, years, race)
