@@ -187,8 +187,8 @@ def _run_video(analyzer, source: Union[Path, int], writer: _Writer, opts: VideoO
             if out_path is not None:
                 video_out = video_out or AnnotatedVideoWriter(out_path, run.output_fps())
                 video_out.write(fr)
-    except VideoError as exc:
-        run.error = exc.reason
+    except VideoError as exc:   # the input's own error, or the annotated video's (named)
+        run.error = exc.reason if exc.source == run.name else str(exc)
     except KeyboardInterrupt:
         interrupted = True
         err.print(f"[yellow]stopped[/yellow] {run.name} after {run.frames_analysed} frames")
@@ -197,8 +197,9 @@ def _run_video(analyzer, source: Union[Path, int], writer: _Writer, opts: VideoO
             video_out.close()
     if run.error is not None:
         writer.add(ImageResult(source=run.name, error=run.error))
-        err.print(f"[red]error:[/red] {run.name}: {run.error} "
-                  f"({run.frames_analysed} frames analysed before it were written)")
+        kept = f" (the {run.frames_analysed} frames before it are in the output)" \
+            if run.frames_analysed else ""
+        err.print(f"[red]error:[/red] {run.name}: {run.error}{kept}")
     elif video_out is not None:
         err.print(f"annotated video: {out_path} ({video_out.frames} frames)")
     return run, interrupted
