@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from salface.evaluate import (confusion_matrix, mean_std, plot_confusion, summarize_runs,
-                              task_metrics, write_comparison, write_report)
+from salface.evaluation.metrics import confusion_matrix, mean_std, summarize_runs, task_metrics
+from salface.evaluation.reports import plot_confusion, write_comparison, write_report
 
 
 def test_confusion_matrix_counts_and_skips_missing_labels():
@@ -63,7 +63,7 @@ def test_report_files(tmp_path):
 
 
 def test_per_image_round_trip_and_paired_comparison(tmp_path):
-    from salface.evaluate import read_per_image
+    from salface.evaluation.reports import read_per_image
 
     # base right on 8 of 10, candidate on 5
     base = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
@@ -85,7 +85,8 @@ def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
     from salface import presets
     from salface.cache import build_crop_cache
     from salface.data.base import Sample
-    from salface.evaluate import evaluate_run, ship_run
+    from salface.evaluation.runs import evaluate_run
+    from salface.evaluation.ship import ship_run
     from salface.models.registry import load_classifier
     from salface.train import train
 
@@ -128,7 +129,7 @@ def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
 
 
 def test_calibration_metrics_by_hand():
-    from salface.evaluate import calibration_metrics
+    from salface.evaluation.calibration import calibration_metrics
 
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.3, 0.7], [0.5, 0.5]])
     y = np.array([0, 1, 0, 1, -1])                       # the last row is unlabelled
@@ -144,7 +145,7 @@ def test_calibration_metrics_by_hand():
 
 
 def test_fit_temperature_recovers_a_known_temperature():
-    from salface.evaluate import calibration_metrics, fit_temperature
+    from salface.evaluation.calibration import calibration_metrics, fit_temperature
 
     rng = np.random.default_rng(0)
     z = rng.normal(0, 2, (20000, 5))                          # the true logits
@@ -165,7 +166,7 @@ def test_evaluate_pipeline_counts_missed_faces():
     from types import SimpleNamespace
 
     from salface.data.base import Sample
-    from salface.evaluate import evaluate_pipeline
+    from salface.evaluation.pipeline import evaluate_pipeline
     from salface.types import Box, Face, FaceResult, ImageResult, Prediction
 
     def fr(box, k):
@@ -188,11 +189,36 @@ def test_evaluate_pipeline_counts_missed_faces():
     assert r["gender"]["calibration_as_shipped"]["mean_confidence"] == pytest.approx(1.0)
 
 
-def test_git_commit_prefers_the_commit_given_with_a_copied_tree(monkeypatch):
-    """A tree copied to another machine may carry a stale .git: the commit given wins."""
-    from salface.evaluate import git_commit
+def test_old_module_paths_still_work_and_warn():
+    """salface.evaluate and salface.stats are deprecated aliases: same objects, and a DeprecationWarning."""
+    import importlib
+    import sys
+    import warnings
 
-    monkeypatch.setenv("SALFACE_COMMIT", "abc1234")
-    assert git_commit() == "abc1234"
-    monkeypatch.delenv("SALFACE_COMMIT")
-    assert git_commit() != "abc1234"
+    from salface import scoring
+    from salface.evaluation import calibration, metrics, reports, runs, ship, stats
+    from salface.evaluation import pipeline as e2e
+    from salface.utils import git_commit
+
+    for name in ("salface.evaluate", "salface.stats"):
+        sys.modules.pop(name, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old_eval = importlib.import_module("salface.evaluate")
+        old_stats = importlib.import_module("salface.stats")
+    moved = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert any("salface.evaluate moved to the package salface.evaluation" in m for m in moved)
+    assert any("salface.stats moved to salface.evaluation.stats" in m for m in moved)
+    where = {"task_metrics": scoring, "confusion_matrix": scoring, "predict_arrays": scoring,
+             "evaluate_arrays": scoring, "mean_std": metrics, "summarize_runs": metrics,
+             "compact_metrics": metrics, "calibration_metrics": calibration, "fit_temperature": calibration,
+             "plot_confusion": reports, "plot_curves": reports, "markdown_report": reports,
+             "write_report": reports, "read_per_image": reports, "write_comparison": reports,
+             "evaluate_run": runs, "TTA_KEY": runs, "TEMPERATURE_KEY": runs, "ship_run": ship,
+             "evaluate_pipeline": e2e}
+    assert set(where) | {"git_commit", "machine"} == set(old_eval.__all__)
+    for name, mod in where.items():
+        assert getattr(old_eval, name) is getattr(mod, name), name
+    assert old_eval.git_commit is git_commit
+    for name in stats.__all__:
+        assert getattr(old_stats, name) is getattr(stats, name), name

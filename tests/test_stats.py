@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from salface.stats import (binomial_two_sided_p, chi2_sf_1df, compare_paired, mcnemar,
-                           paired_bootstrap)
+from salface.evaluation.stats import (binomial_two_sided_p, chi2_sf_1df, compare_paired, mcnemar,
+                                      paired_bootstrap)
 
 
 def _pairs(n_both_right, n01, n10, n_both_wrong):
@@ -110,7 +110,7 @@ def test_seed_image_bootstrap_does_not_let_one_seed_carry_a_difference():
     spread and calls it certain; resampling seeds too, the number k of times seed 2 is drawn is
     Binomial(3, 1/3), the difference is −k/3, and the known answers follow:
     P(|−k/3 − (−1/3)| ≥ 1/3) = P(k ≠ 1) = 15/27, and the 95 % interval is [−1, 0]."""
-    from salface.stats import paired_bootstrap, seed_image_bootstrap
+    from salface.evaluation.stats import paired_bootstrap, seed_image_bootstrap
 
     n = 200
     a = [np.ones(n, bool)] * 3
@@ -126,7 +126,7 @@ def test_seed_image_bootstrap_does_not_let_one_seed_carry_a_difference():
 
 
 def test_seed_image_bootstrap_checks_its_input():
-    from salface.stats import seed_image_bootstrap
+    from salface.evaluation.stats import seed_image_bootstrap
 
     with pytest.raises(ValueError, match="differ"):
         seed_image_bootstrap([[1, 0], [1, 1]], [[1, 0]])

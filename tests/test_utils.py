@@ -95,7 +95,8 @@ def test_file_lock_makes_a_second_holder_wait(tmp_path):
 
 def test_optional_import_names_the_extra(monkeypatch):
     assert utils.optional_import("json", "train") is json
-    monkeypatch.setitem(sys.modules, "scipy", None)          # makes `import scipy` raise ImportError
+    for name in ("scipy", "scipy.optimize"):                 # makes the import raise ImportError
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(DependencyError, match=r"fitting a temperature needs scipy, which is not installed: "
                                               r"pip install salface\[train\]") as e:
         utils.optional_import("scipy.optimize", "train", "fitting a temperature")

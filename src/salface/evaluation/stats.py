@@ -209,3 +209,7 @@ def compare_paired(a_correct: Sequence[Any], b_correct: Sequence[Any], *, n_boot
     return {"mcnemar_exact": mcnemar(a_correct, b_correct, "exact").to_dict(),
             "mcnemar_chi2": mcnemar(a_correct, b_correct, "chi2").to_dict(),
             "bootstrap": paired_bootstrap(a_correct, b_correct, n_boot=n_boot, seed=seed).to_dict()}
+
+
+__all__ = ["McNemarResult", "BootstrapResult", "binomial_two_sided_p", "chi2_sf_1df", "mcnemar", "paired_bootstrap",
+           "seed_image_bootstrap", "compare_paired"]

@@ -11,8 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..cache import open_crop_cache
+from ..evaluation.reports import pyplot
 from ..utils import resolve_device
-from .report import _plt, _savefig, write_experiment
+from .report import _savefig, write_experiment
 from .runs import RunSpec, _spec, run_one, train_runs
 from .settings import DIFFERENT_DATA, Settings
 
@@ -66,7 +67,7 @@ def cam_experiment(s: Settings, run_dirs: Sequence[str | Path] | None = None, n_
     payload: dict[str, Any] = {"models": {}}
     out = Path(s.out_dir) / name
     images = []
-    plt = _plt()
+    plt = pyplot()
     for label, tag, model, cfg, cc, te in targets():
         if not model.has_gap:
             s.log(f"skipping {label}: {cfg.backbone} has no global average pooling")

@@ -22,7 +22,7 @@ def _paired(a: Sequence[RunResult], b: Sequence[RunResult], task: str, n_boot: i
     """Per-seed exact McNemar (pairs a[i], b[i]), a bootstrap over images of the per-image mean
     correctness, and — with two or more seeds — a bootstrap over seeds and images, which is the
     test the verdicts use (``primary``): a difference one seed carries is not called significant."""
-    from ..stats import mcnemar, paired_bootstrap, seed_image_bootstrap
+    from ..evaluation.stats import mcnemar, paired_bootstrap, seed_image_bootstrap
 
     for x, y in zip(a, b):
         if not np.array_equal(x.index, y.index):

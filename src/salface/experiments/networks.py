@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .report import _pct, _plt, _runs_time, _savefig, _subset_text, write_experiment
+from ..evaluation.reports import pyplot
+from .report import _pct, _runs_time, _savefig, _subset_text, write_experiment
 from .runs import RunSpec, _spec, _task_of, run_one, train_runs
 from .settings import PAPER, Settings
 
@@ -43,7 +44,7 @@ def backbones(s: Settings, dataset: str = "utkface", names: Sequence[str] | None
         paper = PAPER["backbones"].get(b.replace("_gap", ""), "–") if b != "alexnet_gap" else "– (CAM variant)"
         rows.append(f"| {b} | {pre} | {r.info['params'] / 1e6:.2f} M | {_pct(r.metrics[task]['accuracy'])} | "
                     f"{r.info['epoch_seconds']:.0f} | {paper} |")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.bar(range(len(runs)), [100 * r.metrics[task]["accuracy"] for r in runs.values()], color="tab:green")
     ax.set_xticks(range(len(runs)), [f"{b}\n({'IN' if r.info['pretrained'] else 'scratch'})"

@@ -8,8 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..evaluation.reports import pyplot
 from .compare import SIGNIFICANCE_NOTE, _paired, _verdict
-from .report import _plt, _pm, _runs_time, _savefig, _subset_text, write_experiment
+from .report import _pm, _runs_time, _savefig, _subset_text, write_experiment
 from .runs import RunResult, RunSpec, _spec, run_one, train_runs
 from .settings import DIFFERENT_DATA, PAPER, Settings
 
@@ -61,7 +62,7 @@ def saliency_onoff(s: Settings, datasets: Sequence[str] = ("utkface", "ferplus")
     head = [f"| data | task | without saliency | with {s.saliency} (r = 0.3) | Δ (pp) [95 % CI] | "
             f"McNemar p per seed | p (seeds + images) | p (images only) | verdict | paper (without → with; "
             f"{DIFFERENT_DATA}) |", "|---|---|---|---|---|---|---|---|---|---|"]
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(fig_data), 3.6))
     x = np.arange(len(fig_data))
     for k, (lab, col) in enumerate((("without saliency", "tab:gray"), (f"with {s.saliency}", "tab:orange"))):

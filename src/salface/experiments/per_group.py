@@ -10,9 +10,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..cache import open_crop_cache
+from ..evaluation.reports import pyplot
 from ..labels import labels_for
 from ..utils import resolve_device
-from .report import _pct, _plt, _savefig, write_experiment
+from .report import _pct, _savefig, write_experiment
 from .settings import Settings, _limit
 from .views import ensure_saliency, subset_index
 
@@ -40,7 +41,7 @@ def _slug(text: str) -> str:
 
 def _group_figure(data: dict[str, dict[str, Any]], title: str, path: Path) -> str:
     """Bar chart of accuracy per group, each bar labelled with the group's size."""
-    plt = _plt()
+    plt = pyplot()
     names = [g for g, v in data.items() if v["n"]]
     accs = [100 * data[g]["accuracy"] for g in names]
     fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(names), 3.2))
@@ -58,7 +59,7 @@ def fairness(s: Settings, run_dirs: Sequence[str | Path] = (), shipped: bool = T
     """Experiment 6: per-group accuracy of the shipped models (and/or training runs) on the test
     split of their dataset's cache: UTKFace race × task, gender, age group; FER+ per class."""
     from ..data.utkface import UTK_RACES, parse_utk_name
-    from ..evaluate import predict_arrays, task_metrics
+    from ..scoring import predict_arrays, task_metrics
     from ..train import load_run
 
     t0 = time.time()

@@ -47,7 +47,7 @@ def _protocol_cache(samples, name: str, s: Settings, size: int, color: str, task
 
 def _train_eval_view(view: CacheView, preset, name: str, s: Settings, seed: int, saliency: str, ratio: float
                      ) -> tuple[dict[str, Any], Path]:
-    from ..evaluate import predict_arrays, task_metrics
+    from ..scoring import predict_arrays, task_metrics
     from ..train import load_run, train
 
     device = resolve_device(s.device)
@@ -82,7 +82,8 @@ def _protocol_tables(per_run: dict[Any, dict[str, Any]], tasks, unit: str, paper
                      out: Path | None = None, stem: str = "") -> tuple[list[str], dict]:
     """Accuracy per fold/arm with mean ± std, and confusion matrices summed over them in the
     papers' layout (row %, counts in brackets; the paper's diagonal beside), + PNG heat maps."""
-    from ..evaluate import mean_std, plot_confusion
+    from ..evaluation.metrics import mean_std
+    from ..evaluation.reports import plot_confusion
 
     body = [f"| task | accuracy per {unit} | mean ± std over {unit}s | 1-off (age) | paper |", "|---|---|---|---|---|"]
     payload: dict[str, Any] = {"per_" + unit: per_run, "summary": {}}

@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .report import _pct, _plt, _runs_time, _savefig, _subset_text, write_experiment
+from ..evaluation.reports import pyplot
+from .report import _pct, _runs_time, _savefig, _subset_text, write_experiment
 from .runs import RunSpec, _spec, _task_of, run_one, train_runs
 from .settings import DIFFERENT_DATA, PAPER, Settings
 
@@ -30,7 +31,7 @@ def ratio_sweep(s: Settings, dataset: str = "utkface", ratios: Sequence[float] =
     specs = ratio_specs(s, dataset, ratios)
     train_runs(specs, s)
     runs = [run_one(sp, s) for sp in specs]
-    plt = _plt()
+    plt = pyplot()
     name = "ratio-sweep" if dataset == "utkface" else f"ratio-sweep-{dataset}"
     out = Path(s.out_dir) / name
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -48,7 +49,7 @@ def ratio_sweep(s: Settings, dataset: str = "utkface", ratios: Sequence[float] =
     ax.plot(list(ratios), accs, marker="o")
     ax.set(xlabel="reweighted ratio r", ylabel="test accuracy (%)", title=f"{dataset} {task}")
     vs = _savefig(fig, out / "test_vs_ratio.png")
-    from ..stats import mcnemar
+    from ..evaluation.stats import mcnemar
 
     ref = runs[list(ratios).index(0.0)] if 0.0 in ratios else runs[0]
     rows = ["| r | test accuracy | best epoch (val) | final train loss | McNemar p vs r = 0 |", "|---|---|---|---|---|"]

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..evaluation.reports import pyplot
 from ..utils import git_commit, machine, resolve_device
 from .runs import RunResult, RunSpec
 from .settings import Settings
@@ -24,7 +25,7 @@ def _pct(v: float | None, digits: int = 2) -> str:
 
 
 def _pm(vals: Sequence[float]) -> str:
-    from ..evaluate import mean_std
+    from ..evaluation.metrics import mean_std
 
     m, sd = mean_std(vals)
     return f"{100 * m:.2f} ± {100 * sd:.2f} %" if len(vals) > 1 else f"{100 * m:.2f} %"
@@ -103,18 +104,9 @@ def update_index(readme: Path, name: str, lines: list[str]) -> None:
     readme.write_text(new)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _savefig(fig, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path.name

@@ -181,7 +181,7 @@ def _finished_result(spec: RunSpec, run_dir: Path) -> RunResult | None:
 def _train_and_test(spec: RunSpec, s: Settings, cc: CropCache, run_dir: Path) -> RunResult:
     import torch
 
-    from ..evaluate import predict_arrays, task_metrics
+    from ..scoring import predict_arrays, task_metrics
     from ..train import load_run, train
 
     rec_p = run_dir / "eval_test.json"

@@ -8,8 +8,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..evaluation.reports import pyplot
 from .compare import SIGNIFICANCE_NOTE, _paired
-from .report import _plt, _pm, _runs_time, _savefig, _subset_text, write_experiment
+from .report import _pm, _runs_time, _savefig, _subset_text, write_experiment
 from .runs import RunSpec, _spec, _task_of, run_one, train_runs
 from .settings import Settings
 
@@ -47,7 +48,7 @@ def saliency_source(s: Settings, dataset: str = "utkface", sources: Sequence[str
                 cells += ["–", "–"]
         rows.append("| " + " | ".join(cells) + " |")
         payload["sources"][src] = entry
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     m = [100 * np.mean(payload["sources"][x]["accuracy"]) for x in sources]
     sd = [100 * np.std(payload["sources"][x]["accuracy"], ddof=1) if len(s.seeds) > 1 else 0 for x in sources]

@@ -1,0 +1,99 @@
+"""Evaluate a training run on a split of its crop cache (:func:`evaluate_run`): accuracy per task,
+temperatures fitted on val and the calibration they give, per-image correctness for paired tests,
+and the report (``<run>_<split>.{json,md}`` + figures).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .calibration import calibration_metrics, fit_temperature, softmax
+from .reports import write_report
+
+TTA_KEY = "flip TTA"
+"""The report field (``extra``) that records whether flip TTA was used; :func:`ship_run` reads it."""
+
+
+TEMPERATURE_KEY = "temperature (fit on val)"
+"""The report field (``extra``) with the per-task temperatures fitted on val; :func:`ship_run` ships them."""
+
+
+def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best", tta: bool | None = None,
+                 out_dir: str | Path = "docs/benchmarks", cache: str | Path | None = None,
+                 command: str = "", threads: int | None = None, write: bool = True,
+                 calibrate: bool = True) -> tuple[dict[str, Any], Path | None]:
+    """Evaluate a training run's ``which`` weights on ``split`` of its crop cache and write
+    ``<run>_<split>.{json,md}`` + confusion PNGs + training curves into ``out_dir``.
+
+    With ``calibrate`` (and a split other than val) a temperature per task is fitted on the val
+    split (:func:`fit_temperature`) and each task's ``calibration`` (ECE, NLL, Brier before and
+    after) is measured on ``split``; accuracy is unchanged by it. :func:`ship_run` ships the
+    temperatures with the weights."""
+    import os
+
+    import torch
+
+    from ..cache import open_crop_cache
+    from ..scoring import predict_arrays, task_metrics
+    from ..train import load_run
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    run = Path(run_dir)
+    model, config, preset = load_run(run, which)
+    runcfg = json.loads((run / "config.json").read_text())
+    cc = open_crop_cache(cache or runcfg["cache"])
+    idx = cc.indices(split)
+    if len(idx) == 0:
+        raise ValueError(f"split {split!r} of {cc.root} is empty")
+    crops = np.asarray(cc.crops[idx])
+    maps = np.asarray(cc.saliency(config.saliency)[idx]) if config.saliency != "none" else None
+    labels = {t: cc.task_labels(t)[idx] for t in config.tasks}
+    use_tta = preset.tta_flip if tta is None else tta
+    logp = predict_arrays(model, config, crops, maps, tta_flip=use_tta, log=True)
+    temps: dict[str, float] = {}
+    if calibrate and split != "val":
+        vi = cc.indices("val")
+        if len(vi):
+            vmaps = np.asarray(cc.saliency(config.saliency)[vi]) if config.saliency != "none" else None
+            vlogp = predict_arrays(model, config, np.asarray(cc.crops[vi]), vmaps, tta_flip=use_tta, log=True)
+            for t, v in vlogp.items():
+                vy = cc.task_labels(t)[vi]
+                if (vy >= 0).any():
+                    temps[t] = round(fit_temperature(v, vy), 4)
+    results, correct = {}, {}
+    for t in logp:
+        y = np.asarray(labels.get(t, []))
+        if len(y) and (y >= 0).any():
+            pred = logp[t].argmax(1)
+            results[t] = task_metrics(t, y, pred)
+            correct[t] = (pred == y)[y >= 0]
+            if t in temps:
+                results[t]["calibration"] = {
+                    "temperature": temps[t], "before": calibration_metrics(np.exp(logp[t]), y),
+                    "after": calibration_metrics(softmax(logp[t].astype(np.float64) / temps[t]), y)}
+    if not write:
+        return results, None
+    hist_p = run / "metrics.json"
+    history = json.loads(hist_p.read_text()) if hist_p.exists() else None
+    state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
+    det_rate = float(np.asarray(cc.detected[idx]).mean())
+    chosen = (f"epoch {state.get('best_epoch')} of {state.get('epochs')}, chosen on val" if which == "best"
+              else f"epoch {state.get('epoch')} of {state.get('epochs')}")
+    extra = {"run": run.name, "split": f"{split} ({len(idx)} faces) of cache `{cc.root.name}`; "
+                                      f"{100 * det_rate:.2f} % found by the detector, the rest cropped "
+                                      f"from the dataset box",
+             "weights": f"{which} ({chosen})",
+             "preset": preset.name, "saliency": f"{config.saliency} (r = {config.ratio})",
+             "input": f"{config.input_size} px {config.color}", TTA_KEY: use_tta}
+    if temps:
+        extra[TEMPERATURE_KEY] = temps
+    md = write_report(out_dir, f"{run.name} — {split}", results, command=command, extra=extra,
+                      history=history, stem=f"{run.name}_{split}", per_image=correct)
+    return results, md
+
+
+__all__ = ["TTA_KEY", "TEMPERATURE_KEY", "evaluate_run"]
