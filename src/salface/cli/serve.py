@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         detector: str = typer.Option("yunet", help="Default detector: yunet, dlib-hog, mediapipe "
                                                    "or whole."),
         tasks: str = typer.Option("age,gender,expression", help="Tasks whose models are loaded."),
-        backend: str = typer.Option("torch", help="torch, or onnx (ONNX Runtime on the CPU)."),
+        backend: str = typer.Option("auto", help="auto or onnx (ONNX Runtime, the bundled ONNX "
+                                                 "files), or torch (needs salface[torch])."),
         device: str = typer.Option("cpu", help="cpu, cuda or auto."),
         log_level: str = typer.Option("info", help="Uvicorn log level."),
     ) -> None:

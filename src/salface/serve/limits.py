@@ -55,7 +55,7 @@ class Settings:
     timeout: float = 30.0
     detector: str = "yunet"
     tasks: tuple[str, ...] = ("age", "gender", "expression")
-    backend: str = "torch"
+    backend: str = "auto"
     device: str = "cpu"
     batch_size: int = 32
     log_level: str = "info"
@@ -85,6 +85,8 @@ class Settings:
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks:
             problems.append(f"tasks must be some of {', '.join(TASKS)}, got {','.join(self.tasks)!r}")
+        if self.backend not in ("auto", "onnx", "torch"):
+            problems.append(f"backend must be auto, onnx or torch, got {self.backend!r}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if problems:

@@ -148,6 +148,7 @@ class Service:
         self._build_lock = threading.Lock()
         self._models: dict[str, Any] | None = None
         self._file_sha: dict[str, str] = {}
+        self._cam_nets: list[tuple[Any, Any]] | None = None
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> "Service":
@@ -156,9 +157,10 @@ class Service:
             from ..pipeline import Analyzer
 
             s = self.settings
+            # prefetch=False: the Analyzer detects on the calling thread, where the handover is
             self.analyzer = Analyzer(detector=self.handover, model="default", tasks=s.tasks,
                                      device=s.device, backend=s.backend, batch_size=s.batch_size,
-                                     return_saliency=True)
+                                     return_saliency=True, prefetch=False)
             self.detector(s.detector)
             self._models = self._describe_models()
             self.models()  # checksums the default detector's file now, not on a request
@@ -284,52 +286,68 @@ class Service:
                                       interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         return saliency_triplet(crop, smap, self.ratio, gap=PANEL_GAP)
 
+    def _cam_networks(self) -> list[tuple[Any, Any]]:
+        """``(group, torch module)`` per loaded classifier whose backbone has global average
+        pooling, loaded on the first request that wants CAMs (the runtime itself needs no torch)."""
+        with self._build_lock:
+            if self._cam_nets is None:
+                from ..models.registry import load_classifier as load_torch_classifier
+
+                nets = []
+                for g in self.analyzer.groups:
+                    module = getattr(g.classifier.network, "module", None)  # torch backend
+                    if module is None:
+                        module, _ = load_torch_classifier(g.classifier.name, device=self.analyzer.device)
+                    nets.append((g, module))
+                self._cam_nets = nets
+            return self._cam_nets
+
     def cams(self, image: np.ndarray, faces: list[FaceResult], tasks: tuple[str, ...],
              side: int) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
-        """Per face ``{task: CAM overlay (side×side RGB)}`` for the predicted label, and a status
-        ``{"available": bool, "detail": str}``. Needs PyTorch and GAP backbones; without them
+        """Per face ``{task: CAM overlay (side×side RGB)}`` for the reported label, and a status
+        ``{"available": bool, "detail": str}``. CAMs read a network's feature maps, so they need
+        PyTorch (``salface[torch]``) and a backbone with global average pooling; without them
         the status says why and the list is empty."""
         out: list[dict[str, np.ndarray]] = [{} for _ in faces]
         if not faces:
             return out, {"available": True, "detail": "no face"}
         try:
-            import torch  # noqa: F401  (CAMs read the network's feature maps)
+            import torch  # noqa: F401
 
-            from ..crop import crop_face
+            from ..crop import crop_for_config
             from ..explain import cam_overlay, class_activation_maps
-            from ..models.preprocess import prepare_crops, to_input_tensor
+            from ..models.preprocess import to_input_tensor
         except ImportError as exc:
             return [], {"available": False,
-                        "detail": f"class activation maps need PyTorch, which is not installed "
-                                  f"here ({exc}); the saliency panels are complete"}
+                        "detail": f"class activation maps need PyTorch (pip install "
+                                  f"salface[torch]), which is not installed here ({exc}); the "
+                                  "saliency panels are complete"}
         notes = []
         try:
-            for g in self.analyzer.groups:
+            for g, module in self._cam_networks():
                 want = [t for t in g.tasks if t in tasks]
                 if not want:
                     continue
-                if not getattr(g.model, "has_gap", False):
-                    notes.append(f"{g.config.name} ({self.settings.backend} backend, "
-                                 f"{g.config.backbone}) exposes no feature maps")
-                    continue
                 cfg = g.config
-                crops = [crop_face(image, r.face, size=cfg.input_size, margin=cfg.margin,
-                                   align=cfg.align) for r in faces]
-                px = prepare_crops(np.stack([c.pixels for c in crops]), cfg)
-                maps = g.saliency(px) if g.saliency is not None else None
+                if not getattr(module, "has_gap", False):
+                    notes.append(f"{g.classifier.name} ({cfg.backbone}) has no global average pooling")
+                    continue
+                rgb = np.stack([crop_for_config(image, r.face, cfg).pixels for r in faces])
+                maps = g.saliency(rgb) if g.saliency is not None else None
+                px = g.classifier.prepare(rgb)
                 x = to_input_tensor(px, maps, cfg, self.analyzer.device)
                 for t in want:
                     idx = [getattr(r, t).index for r in faces]
-                    batch = class_activation_maps(g.model, x, t, class_index=idx, size=(side, side))
+                    batch = class_activation_maps(module, x, t, class_index=idx, size=(side, side))
                     for i, m in enumerate(batch.maps):
                         tile = cv2.resize(px[i], (side, side), interpolation=cv2.INTER_CUBIC)
                         out[i][t] = cam_overlay(tile, m)
         except Exception as exc:  # an explanation is optional: report it, keep the panels
             return [], {"available": False, "detail": f"class activation maps failed: {exc}"}
-        if notes and not any(out[0]):
-            return [], {"available": False, "detail": "; ".join(notes)}
+        if not any(out[0]):
+            return [], {"available": False, "detail": "; ".join(notes) or "no task asked for"}
         return out, {"available": True, "detail": "; ".join(notes) or
-                     "class activation maps (Zhou et al. 2016) for each face's predicted label"}
+                     "class activation maps (Zhou et al. 2016) of each face's reported label"}
 
     def explain(self, upload: Upload, opts: Options, side: int = 160,
                 with_cams: bool = True) -> tuple[dict[str, Any], list[np.ndarray]]:
@@ -386,29 +404,36 @@ class Service:
                                              "choices": list(DETECTORS), "loaded": loaded})
 
     def _describe_models(self) -> dict[str, Any]:
-        s = self.settings
+        s, an = self.settings, self.analyzer
         try:
             manifest = _store.load_manifest()["models"]
         except Exception:  # the models loaded; a missing manifest only loses the checksums
             manifest = {}
+        variant = None if an.backend == "torch" else getattr(an, "variant", "onnx")
+
+        def files(name: str) -> dict[str, Any]:
+            """The file that runs (ONNX export, or safetensors for torch) and its SHA-256."""
+            entry = manifest.get(name, {})
+            rec = entry.get(variant) if variant else None
+            rec = rec if isinstance(rec, dict) else entry
+            return {"file": rec.get("file"), "sha256": rec.get("sha256"),
+                    "license": entry.get("license")}
+
         classifiers, saliency = [], {}
-        for g in self.analyzer.groups:
-            cfg = g.config
-            entry = manifest.get(cfg.name, {})
+        for g in an.groups:
+            cfg, name = g.config, g.classifier.name
             classifiers.append({
-                "name": cfg.name, "kind": "classifier", "tasks": list(g.tasks),
-                "labels": {t: list(cfg.labels[t]) for t in g.tasks},
-                "sha256": entry.get("sha256"), "backbone": cfg.backbone,
-                "input_size": cfg.input_size, "color": cfg.color, "saliency": cfg.saliency,
-                "ratio": cfg.ratio, "metrics": entry.get("metrics"), "license": entry.get("license"),
+                "name": name, "kind": "classifier", "tasks": list(g.tasks),
+                "labels": {t: list(cfg.labels[t]) for t in g.tasks}, **files(name),
+                "backbone": cfg.backbone, "input_size": cfg.input_size, "color": cfg.color,
+                "saliency": cfg.saliency, "ratio": cfg.ratio,
+                "metrics": manifest.get(name, {}).get("metrics"),
             })
-            name = getattr(g.saliency, "model_name", None) or cfg.saliency
-            if name not in saliency:
-                sal_entry = manifest.get(name, {})
-                saliency[name] = {"name": name, "kind": "saliency", "sha256": sal_entry.get("sha256"),
-                                  "license": sal_entry.get("license")}
+            sal = getattr(g.saliency, "model_name", None) or cfg.saliency
+            if sal not in saliency:
+                saliency[sal] = {"name": sal, "kind": "saliency", **files(sal)}
         return {
-            "tasks": list(s.tasks), "backend": s.backend, "device": self.analyzer.device,
+            "tasks": list(s.tasks), "backend": an.backend, "device": an.device,
             "classifiers": classifiers, "saliency": list(saliency.values()),
             "limits": {"max_upload_bytes": s.max_upload_bytes, "max_pixels": s.max_pixels,
                        "max_faces": s.max_faces, "max_concurrent": s.max_concurrent,

@@ -118,6 +118,7 @@ async function runJob(job) {
   } catch (e) {
     showError(card, e);
     if (bitmap) drawImage(card, bitmap, null);
+    else $(".card-body", card).hidden = true;    // nothing to show but the reason
     return;
   }
   job.result = result;
