@@ -220,6 +220,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     async def request_options(request: Request, detector: Optional[str], tasks: Optional[str],
                               max_faces: Optional[int]) -> tuple[Upload, Options]:
         upload, fields = await read_upload(request)
+        service.check(upload)  # an empty or over-size upload is refused before it queues
         opts = service.options(detector=_pick(detector, fields, "detector"),
                                tasks=_pick(tasks, fields, "tasks"),
                                max_faces=_pick(max_faces, fields, "max_faces"))

@@ -223,12 +223,17 @@ class Service:
                                                          f"{s.max_faces} (the server's limit); got {limit}")
         return Options(detector=det, tasks=task_list, max_faces=limit)
 
-    def decode(self, upload: Upload) -> np.ndarray:
-        """The upload's RGB pixels, through :func:`salface.io.load_image` and its limits."""
+    def check(self, upload: Upload) -> Upload:
+        """The byte-level checks (empty, too large), cheap enough for the event loop."""
         if not upload.data:
             raise ApiError(400, "empty_upload", f"{upload.filename}: the upload is empty (0 bytes)")
         if len(upload.data) > self.settings.max_upload_bytes:
             raise upload_too_large(self.settings.max_upload_bytes, len(upload.data))
+        return upload
+
+    def decode(self, upload: Upload) -> np.ndarray:
+        """The upload's RGB pixels, through :func:`salface.io.load_image` and its limits."""
+        self.check(upload)
         fd, path = tempfile.mkstemp(prefix="salface-serve-")
         try:
             with os.fdopen(fd, "wb") as fh:
