@@ -97,7 +97,7 @@ def test_registry_names_and_missing_model_error(tmp_path):
 
 
 def test_registry_round_trip_through_register_bundled(tmp_path):
-    from salface.hub import register_bundled
+    from salface.models.bundle import register_bundled
 
     cfg = _cfg("mobilenet_v2", 64, ("expression",))
     torch.manual_seed(1)

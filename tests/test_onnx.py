@@ -119,13 +119,14 @@ def _ship_toy(seed: int) -> None:
     import torch
 
     from salface.models.backbones import build_classifier
+    from salface.models.bundle import register_bundled
     from salface.models.config import ClassifierConfig
 
     cfg = ClassifierConfig(name="toy", backbone="alexnet_gap", tasks=("age", "gender"),
                            input_size=64, saliency="none")
     torch.manual_seed(seed)
     net = build_classifier(cfg)
-    W.register_bundled("toy", net.state_dict(), kind="classifier", config=cfg.to_dict(),
+    register_bundled("toy", net.state_dict(), kind="classifier", config=cfg.to_dict(),
                        metrics={}, data="none", license="test", command="test")
 
 

@@ -69,17 +69,19 @@ def _bundled_present():
         pytest.skip("the ML-Net weights have not been bundled yet")
 
 
-def test_corrupt_weights_are_rejected(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend,variant", [("torch", None), ("onnx", "onnx")])
+def test_corrupt_weights_are_rejected(tmp_path, monkeypatch, backend, variant):
     _bundled_present()
     src = bundled_dir()
     entry = load_manifest()["models"][DEFAULT_MODEL_NAME]
+    fname = entry[variant]["file"] if variant else entry["file"]
     shutil.copy(src / "manifest.json", tmp_path / "manifest.json")
-    data = bytearray((src / entry["file"]).read_bytes())
+    data = bytearray((src / fname).read_bytes())
     data[-10] ^= 0xFF
-    (tmp_path / entry["file"]).write_bytes(bytes(data))
+    (tmp_path / fname).write_bytes(bytes(data))
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path))
     with pytest.raises(ChecksumError, match=DEFAULT_MODEL_NAME):
-        get_saliency("mlnet")
+        get_saliency("mlnet", backend=backend)
 
 
 @pytest.fixture

@@ -46,10 +46,13 @@ def test_bundle_round_trip(tmp_path, monkeypatch, imagenet_home):
             "command"} <= set(entry)
     assert entry["kind"] == "saliency" and entry["metrics"]["selected_epoch"] == 3
     assert entry["config"]["postprocess"] == {"blur": 0.0, "floor": 0.1}
-    model = get_saliency("mlnet", model="mlnet-test")
-    torch.testing.assert_close(model.net.head.prior, net.head.prior)
-    m = model(np.full((96, 96, 3), 120, np.uint8))
-    assert m.shape == (96, 96) and m.min() >= 0.1 / 1.1 - 1e-6  # the floor is applied
+    assert entry["onnx"]["parity_vs_torch"]["max_rel_map"] < 1e-3  # its ONNX file, checked
+    model = get_saliency("mlnet", model="mlnet-test", backend="torch")
+    torch.testing.assert_close(model.network.module.head.prior, net.head.prior)
+    x = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+    for backend in ("torch", "onnx"):
+        m = get_saliency("mlnet", model="mlnet-test", backend=backend)(x)
+        assert m.shape == (2, 96, 96) and m.min() >= 0.1 / 1.1 - 1e-6  # the floor is applied
 
 
 runner = CliRunner()

@@ -39,16 +39,17 @@ def test_command_line_quotes_what_a_shell_would_split(monkeypatch):
 
 def test_resolve_device(monkeypatch):
     torch = pytest.importorskip("torch")
-    assert utils.resolve_device("cpu") == "cpu"
+    from salface.backends.torch import resolve_device
+    assert resolve_device("cpu") == "cpu"
     with pytest.raises(ValueError, match="'gpu'"):
-        utils.resolve_device("gpu")
+        resolve_device("gpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert utils.resolve_device("auto") == "cpu"
+    assert resolve_device("auto") == "cpu"
     with pytest.raises(RuntimeError, match="no CUDA device"):
-        utils.resolve_device("cuda:0")
+        resolve_device("cuda:0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert utils.resolve_device("auto") == "cuda"
-    assert utils.resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("auto") == "cuda"
+    assert resolve_device("cuda:1") == "cuda:1"
 
 
 def test_atomic_writes(tmp_path):

@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from salface import hub as W
+from salface.models import bundle as B
 
 
 @pytest.fixture(autouse=True)
@@ -204,7 +205,7 @@ def test_register_and_load_roundtrip(bundled):
         {"schema": 1, "models": {"other": {"file": "other.safetensors", "sha256": "0" * 64,
                                            "kind": "saliency"}}}))
     t = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.tensor([1, 2])}
-    p = W.register_bundled("agegender", t, kind="classifier", config={"backbone": "mobilenet_v2"},
+    p = B.register_bundled("agegender", t, kind="classifier", config={"backbone": "mobilenet_v2"},
                            metrics={"acc": 0.5}, data="utkface", license="non-commercial",
                            command="salface train x")
     assert p == bundled / "agegender.safetensors"
@@ -215,7 +216,7 @@ def test_register_and_load_roundtrip(bundled):
     assert e["config"] == {"backbone": "mobilenet_v2"} and e["command"] == "salface train x"
     assert len(e["created"]) == 10 and e["created"][4] == "-"
     assert e["commit"] is None or len(e["commit"]) == 40
-    tensors, entry = W.load_state_dict("agegender")
+    tensors, entry = B.load_state_dict("agegender")
     assert torch.equal(tensors["w"], t["w"]) and torch.equal(tensors["b"], t["b"])
     assert entry["metrics"] == {"acc": 0.5}
     assert W.bundled_status("agegender") == "ok"
@@ -226,20 +227,20 @@ def test_register_and_load_roundtrip(bundled):
 
 def test_bundled_checksum_mismatch(bundled):
     torch = pytest.importorskip("torch")
-    p = W.register_bundled("sal", {"x": torch.zeros(100)}, kind="saliency", config={}, metrics={},
+    p = B.register_bundled("sal", {"x": torch.zeros(100)}, kind="saliency", config={}, metrics={},
                            data="nus", license="MIT", command="c")
     data = bytearray(p.read_bytes())
     data[-1] ^= 0xFF  # flip bits in the last tensor byte
     p.write_bytes(bytes(data))
     assert W.bundled_status("sal") == "mismatch"
     with pytest.raises(W.ChecksumError, match="fails its checksum"):
-        W.load_state_dict("sal")
+        B.load_state_dict("sal")
 
 
 def test_register_rejects_bad_kind(bundled):
     torch = pytest.importorskip("torch")
     with pytest.raises(ValueError, match="kind"):
-        W.register_bundled("x", {"a": torch.zeros(1)}, kind="detector", config={}, metrics={},
+        B.register_bundled("x", {"a": torch.zeros(1)}, kind="detector", config={}, metrics={},
                            data="", license="", command="")
 
 
@@ -265,9 +266,9 @@ def test_cli_models_and_fetch(yunet_model, bundled, tmp_path):
 
     from salface.cli import app
 
-    W.register_bundled("sal", {"x": torch.zeros(3)}, kind="saliency", config={}, metrics={},
+    B.register_bundled("sal", {"x": torch.zeros(3)}, kind="saliency", config={}, metrics={},
                        data="nus", license="MIT", command="c")
-    W.register_bundled("expr", {"x": torch.ones(3)}, kind="classifier",
+    B.register_bundled("expr", {"x": torch.ones(3)}, kind="classifier",
                        config={"tasks": ["expression"]}, metrics={}, data="ferplus",
                        license="research", command="c")
     runner = CliRunner()
@@ -312,7 +313,7 @@ def test_register_concurrent_keeps_all_entries(bundled):
     names = [f"m{i}" for i in range(8)]
 
     def reg(n):
-        W.register_bundled(n, {"x": torch.zeros(4)}, kind="saliency", config={}, metrics={},
+        B.register_bundled(n, {"x": torch.zeros(4)}, kind="saliency", config={}, metrics={},
                            data="", license="", command="")
 
     threads = [threading.Thread(target=reg, args=(n,)) for n in names]

@@ -21,11 +21,9 @@ with :func:`os.replace`, so a half-written or wrong file never sits under the fi
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import urllib.error
@@ -38,6 +36,12 @@ from typing import Any
 from .errors import ChecksumError, MissingModelError, ModelError
 
 MANIFEST_SCHEMA = 1
+DEFAULT_MODELS: dict[str, str] = {
+    "age": "default-age-gender",
+    "gender": "default-age-gender",
+    "expression": "default-expression",
+}
+"""Task → name of the bundled classifier that serves it by default."""
 _CHUNK = 1 << 20
 
 
@@ -373,70 +377,6 @@ def detector_file(name: str) -> Path:
         raise
 
 
-def load_state_dict(name: str, directory: str | os.PathLike | None = None,
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(tensors, manifest_entry)`` of bundled model ``name``, checksum-verified, on CPU."""
-    from safetensors.torch import load_file
-
-    p = bundled_model_path(name, directory)
-    return load_file(str(p), device="cpu"), dict(bundled_entry(name, directory))
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    s = out.stdout.strip()
-    return s if out.returncode == 0 and s else None
-
-
-def register_bundled(name: str, tensors: dict[str, Any], *, kind: str, config: dict[str, Any],
-                     metrics: dict[str, Any], data: str, license: str, command: str,
-                     directory: str | os.PathLike | None = None) -> Path:
-    """Write ``tensors`` as ``<name>.safetensors`` in the bundled folder and merge its manifest entry.
-
-    The entry records the file's SHA-256, ``kind`` (``"saliency"`` or ``"classifier"``), the
-    model ``config``, ``metrics``, ``data`` description, ``license``, today's date (UTC), the git
-    commit (``git rev-parse HEAD``, when available) and the ``command`` that produced it. Other
-    models' entries are kept. Both files are written atomically.
-    """
-    from safetensors.torch import save_file
-
-    if kind not in ("saliency", "classifier"):
-        raise ValueError(f"kind must be 'saliency' or 'classifier', got {kind!r}")
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ValueError(f"invalid model name {name!r}")
-    d = Path(directory) if directory else bundled_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    fname = f"{name}.safetensors"
-    target = d / fname
-    tmp = target.with_name(fname + ".part")
-    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    save_file(contiguous, str(tmp), metadata={"name": name, "kind": kind})
-    os.replace(tmp, target)
-    entry = {
-        "file": fname,
-        "sha256": sha256_file(target),
-        "kind": kind,
-        "config": config,
-        "metrics": metrics,
-        "data": data,
-        "license": license,
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
-        "commit": _git_commit(),
-        "command": command,
-    }
-
-    def put(models: dict[str, Any]) -> None:
-        # a re-shipped network's old ONNX exports describe the old weights: they are dropped
-        models[name] = entry
-
-    _update_manifest(d, put)
-    return target
-
-
 def _update_manifest(d: Path, change) -> None:
     """Apply ``change(models)`` to the manifest in folder ``d`` under a lock, written atomically
     (two trainings registering at once must not drop each other's entry)."""
@@ -511,9 +451,8 @@ def remote_files_info() -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "ChecksumError", "MissingModelError", "RemoteFile", "REMOTE_FILES", "cache_dir", "remote_path",
+    "DEFAULT_MODELS", "ChecksumError", "MissingModelError", "RemoteFile", "REMOTE_FILES", "cache_dir", "remote_path",
     "sha256_file", "download", "ensure_file", "is_installed", "verify_remote", "bundled_dir",
     "load_manifest", "bundled_entry", "bundled_status", "bundled_file", "bundled_model_path",
-    "detector_file", "load_state_dict", "register_bundled_file",
-    "register_bundled", "remote_files_info",
+    "detector_file", "register_bundled_file", "remote_files_info",
 ]

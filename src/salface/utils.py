@@ -3,7 +3,7 @@
 * :func:`git_commit` — the commit of the code that runs (``$SALFACE_COMMIT`` wins);
 * :func:`machine` — one line naming the CPU, cores, GPU, OS, Python and torch, for reports;
 * :func:`command_line` — the current command as a shell could re-run it;
-* :func:`resolve_device` — ``"cpu"`` / ``"cuda"`` / ``"cuda:N"`` / ``"auto"`` → a torch device name;
+
 * :func:`atomic_path`, :func:`atomic_write_bytes`, :func:`atomic_write_text`,
   :func:`atomic_write_json` — write beside the target, then :func:`os.replace` it into place, so a
   reader never sees a half-written file and a failed write leaves the old one untouched;
@@ -52,7 +52,8 @@ def git_commit(*, short: bool = True, default: str | None = "unknown") -> str | 
 
 
 def machine() -> str:
-    """CPU model, cores, GPU (when torch sees one), OS, Python and torch version, in one line."""
+    """CPU model, cores, GPU (when a loaded torch sees one), OS, Python and torch version (when
+    the process has loaded it), in one line."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -62,10 +63,7 @@ def machine() -> str:
     except OSError:
         pass
     parts = [cpu, f"{os.cpu_count()} cores"]
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = sys.modules.get("torch")  # described when loaded; never imported just for this
     if torch is not None and torch.cuda.is_available():
         parts[-1] += f", GPU {torch.cuda.get_device_name(0)}"
     parts += [f"{platform.system()} {platform.release()}", f"Python {platform.python_version()}"]
@@ -82,24 +80,6 @@ def command_line(prog: str = "salface", argv: list[str] | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------ device
-
-
-def resolve_device(device: str) -> str:
-    """The torch device name for ``device``: ``"auto"`` is ``"cuda"`` when torch sees a CUDA
-    device, else ``"cpu"``; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` are checked and returned as
-    they are. Raises ``ValueError`` for any other name and ``RuntimeError`` when CUDA is asked for
-    but torch sees none. torch is imported only when CUDA has to be looked for."""
-    if device == "cpu":
-        return device
-    if device != "auto" and device != "cuda" and not device.startswith("cuda:"):
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was requested but torch sees no CUDA device")
-    return device
 
 
 # ------------------------------------------------------------------------------------ files
@@ -185,5 +165,5 @@ def optional_import(module: str, extra: str, purpose: str = "") -> ModuleType:
                               f"pip install salface[{extra}]") from exc
 
 
-__all__ = ["git_commit", "machine", "command_line", "resolve_device", "atomic_path", "atomic_write_bytes",
+__all__ = ["git_commit", "machine", "command_line", "atomic_path", "atomic_write_bytes",
            "atomic_write_text", "atomic_write_json", "file_lock", "optional_import"]

@@ -16,11 +16,21 @@ def _torch():
     return torch
 
 
-def _device(torch, device: str) -> str:
+def resolve_device(device: str) -> str:
+    """The torch device name for ``device`` (the one device choice of training, evaluation and
+    the torch backend): ``"auto"`` is ``"cuda"`` when torch sees a CUDA device, else ``"cpu"``;
+    ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` are checked and returned as they are. Raises
+    ``ValueError`` for any other name and ``RuntimeError`` when CUDA is asked for but torch sees
+    none. torch is imported only when CUDA has to be looked for."""
+    if device == "cpu":
+        return device
+    if device != "auto" and device != "cuda" and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    torch = _torch()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DependencyError(f"device {device!r} was requested but torch sees no CUDA device")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was requested but torch sees no CUDA device")
     return device
 
 
@@ -48,7 +58,7 @@ def load_torch_network(name: str, device: str = "cpu", threads: int | None = Non
     torch = _torch()
     if threads:
         torch.set_num_threads(int(threads))
-    device = _device(torch, device)
+    device = resolve_device(device)
     from ..hub import bundled_entry
 
     kind = bundled_entry(name).get("kind")
@@ -64,4 +74,4 @@ def load_torch_network(name: str, device: str = "cpu", threads: int | None = Non
     raise ValueError(f"bundled model {name!r} is a {kind!r} model, not a network")
 
 
-__all__ = ["TorchNetwork", "load_torch_network"]
+__all__ = ["TorchNetwork", "load_torch_network", "resolve_device"]

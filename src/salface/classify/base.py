@@ -17,15 +17,10 @@ import numpy as np
 
 from ..backends import Network, load_network, resolve_backend
 from ..errors import MissingModelError
+from ..hub import DEFAULT_MODELS
 from ..models.config import ClassifierConfig
 from ..preprocess import prepare_crops, to_input_array
 
-DEFAULT_MODELS: dict[str, str] = {
-    "age": "default-age-gender",
-    "gender": "default-age-gender",
-    "expression": "default-expression",
-}
-"""Task → name of the bundled model that serves it."""
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -236,7 +236,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per face: crop | saliency | reweighted | class activation map of each task, + JSON with the
         CAM's share on eyes, nose and mouth (models with global average pooling only)."""
-        from ..utils import resolve_device
+        from ..backends.torch import resolve_device
         from ..explain import explain_images, run_models, shipped_models
         from ..hub import MissingModelError
 

@@ -36,7 +36,8 @@ Every name below is importable from ``salface.experiments`` as it was when this 
 
 from __future__ import annotations
 
-from ..utils import command_line, file_lock, resolve_device
+from ..backends.torch import resolve_device
+from ..utils import command_line, file_lock
 from .adience_protocol import adience
 from .affectnet_protocol import affectnet
 from .cam import cam_experiment, cam_specs

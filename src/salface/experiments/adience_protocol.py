@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..utils import resolve_device
+from ..backends.torch import resolve_device
 from .protocols import _protocol_cache, _protocol_tables, _train_eval_view
 from .report import write_experiment
 from .runs import _protocol_preset

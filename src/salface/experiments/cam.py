@@ -12,7 +12,7 @@ import numpy as np
 
 from ..cache import open_crop_cache
 from ..evaluation.reports import pyplot
-from ..utils import resolve_device
+from ..backends.torch import resolve_device
 from .report import _savefig, write_experiment
 from .runs import RunSpec, _spec, run_one, train_runs
 from .settings import DIFFERENT_DATA, Settings

@@ -12,7 +12,7 @@ import numpy as np
 from ..cache import open_crop_cache
 from ..evaluation.reports import pyplot
 from ..labels import labels_for
-from ..utils import resolve_device
+from ..backends.torch import resolve_device
 from .report import _pct, _savefig, write_experiment
 from .settings import Settings, _limit
 from .views import ensure_saliency, subset_index

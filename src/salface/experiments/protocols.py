@@ -14,7 +14,8 @@ import numpy as np
 
 from ..cache import CropCache
 from ..labels import labels_for
-from ..utils import atomic_write_json, resolve_device
+from ..backends.torch import resolve_device
+from ..utils import atomic_write_json
 from .report import _pct, _pm
 from .settings import Settings
 from .views import CacheView

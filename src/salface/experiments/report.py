@@ -15,7 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..evaluation.reports import pyplot
-from ..utils import git_commit, machine, resolve_device
+from ..backends.torch import resolve_device
+from ..utils import git_commit, machine
 from .runs import RunResult, RunSpec
 from .settings import Settings
 

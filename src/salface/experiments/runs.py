@@ -30,14 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..cache import CropCache, open_crop_cache
-from ..utils import (
-    atomic_path,
-    atomic_write_json,
-    file_lock,
-    git_commit,
-    machine,
-    resolve_device,
-)
+from ..backends.torch import resolve_device
+from ..utils import atomic_path, atomic_write_json, file_lock, git_commit, machine
 from .settings import DATASET_DEFAULTS, Settings, _limit
 from .views import cache_view, ensure_saliency, subset_index
 

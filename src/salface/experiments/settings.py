@@ -1,7 +1,7 @@
 """Where an experiment's files go and how big its runs are (:class:`Settings`), the experiments
 there are (:data:`EXPERIMENTS`) and the papers' numbers the reports put beside ours (:data:`PAPER`).
 
-Device: ``"auto"`` picks CUDA when torch sees it, else the CPU (:func:`salface.utils.resolve_device`).
+Device: ``"auto"`` picks CUDA when torch sees it, else the CPU (:func:`salface.backends.torch.resolve_device`).
 """
 
 from __future__ import annotations

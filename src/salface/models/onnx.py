@@ -63,15 +63,18 @@ class _TaskOutputs(nn.Module):
         return tuple(out[t] for t in self.tasks)
 
 
-def _torch_network(name: str) -> tuple[nn.Module, str, dict[str, Any]]:
+def _torch_network(name: str, directory: str | os.PathLike | None = None
+                   ) -> tuple[nn.Module, str, dict[str, Any]]:
     """``(torch module in eval mode, kind, manifest entry)`` of bundled model ``name``."""
-    entry = bundled_entry(name)
+    entry = bundled_entry(name, directory)
     kind = entry.get("kind")
     if kind == "classifier":
         from .registry import load_classifier
 
-        return load_classifier(name)[0].eval(), kind, entry
+        return load_classifier(name, directory=str(directory) if directory else None)[0].eval(), kind, entry
     if kind == "saliency":
+        if directory is not None:
+            raise ValueError("ML-Net is read from the bundled folder only (set SALFACE_BUNDLED_DIR)")
         from ..saliency.mlnet import load_mlnet
 
         return load_mlnet(name).net.eval(), kind, entry
@@ -79,10 +82,12 @@ def _torch_network(name: str) -> tuple[nn.Module, str, dict[str, Any]]:
                      "saliency models are exported")
 
 
-def export_onnx(name: str, out_path: str | os.PathLike, *, module: nn.Module | None = None) -> Path:
-    """Export bundled model ``name`` (a classifier or ML-Net) to ``out_path``; returns it."""
+def export_onnx(name: str, out_path: str | os.PathLike, *, module: nn.Module | None = None,
+                entry: dict[str, Any] | None = None) -> Path:
+    """Export bundled model ``name`` (a classifier or ML-Net) to ``out_path``; returns it.
+    ``module`` / ``entry``: its loaded torch network and manifest entry, if the caller has them."""
     require("onnxscript")
-    net, kind, entry = _torch_network(name) if module is None else (module, bundled_entry(name)["kind"], bundled_entry(name))
+    net, kind, entry = _torch_network(name) if module is None else (module, entry["kind"], entry)
     if kind == "classifier":
         cfg = ClassifierConfig.from_dict(entry["config"])
         s = cfg.input_size
@@ -121,14 +126,15 @@ def parity_inputs(size: int, n_random: int = 8, seed: int = 0) -> np.ndarray:
     return np.stack(crops)
 
 
-def check_parity(name: str, onnx_path: str | os.PathLike, module: nn.Module | None = None) -> dict[str, Any]:
+def check_parity(name: str, onnx_path: str | os.PathLike, module: nn.Module | None = None,
+                 entry: dict[str, Any] | None = None) -> dict[str, Any]:
     """Largest differences between the torch network and ``onnx_path`` on :func:`parity_inputs`
     (through the runtime's own preprocessing): ``{"max_abs_logit": ..., "argmax_agree": ...}``
     for a classifier, ``{"max_rel_map": ...}`` for ML-Net."""
     from ..backends.onnxrt import OrtNetwork
     from ..backends.torch import TorchNetwork
 
-    net, kind, entry = _torch_network(name) if module is None else (module, bundled_entry(name)["kind"], bundled_entry(name))
+    net, kind, entry = _torch_network(name) if module is None else (module, entry["kind"], entry)
     ort_net = OrtNetwork(onnx_path)
     if kind == "classifier":
         from ..preprocess import prepare_crops, to_input_array
@@ -150,18 +156,18 @@ def check_parity(name: str, onnx_path: str | os.PathLike, module: nn.Module | No
     return {"inputs": int(len(x)), "max_rel_map": float((np.abs(a - b) / scale).max())}
 
 
-def bundle_onnx(name: str, *, tol: float = PARITY_TOL) -> Path:
+def bundle_onnx(name: str, *, tol: float = PARITY_TOL, directory: str | os.PathLike | None = None) -> Path:
     """Export bundled model ``name``, check it against torch and record it in the manifest as its
     ``onnx`` variant (``salface/bundled/<name>.onnx``). Raises ``RuntimeError`` when the export
     disagrees with torch by more than ``tol`` or on any argmax."""
-    net, _, _ = _torch_network(name)
+    net, kind, entry = _torch_network(name, directory)
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(name, Path(tmp) / f"{name}.onnx", module=net)
-        parity = check_parity(name, path, module=net)
+        path = export_onnx(name, Path(tmp) / f"{name}.onnx", module=net, entry=entry)
+        parity = check_parity(name, path, module=net, entry=entry)
         worst = parity.get("max_abs_logit", parity.get("max_rel_map", 0.0))
         if worst > tol or not parity.get("argmax_agree", True):
             raise RuntimeError(f"ONNX export of {name!r} disagrees with torch: {parity}")
-        return register_bundled_file(name, "onnx", path, extra={
+        return register_bundled_file(name, "onnx", path, directory=directory, extra={
             "parity_vs_torch": parity, "exported_with": f"torch {torch.__version__}"})
 
 

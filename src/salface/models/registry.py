@@ -3,7 +3,7 @@
 ``DEFAULT_MODELS`` says which bundled model serves each task by default: one MobileNetV2 with
 age and gender heads trained on UTKFace, and a gray-scale MobileNetV2 expression model trained on
 FER+. :func:`load_classifier` builds the network from the config stored in the manifest and loads
-its weights through :func:`salface.hub.load_state_dict` (SHA-256 verified); a model that
+its weights through :func:`salface.models.bundle.load_state_dict` (SHA-256 verified); a model that
 has not been shipped yet raises :class:`~salface.hub.MissingModelError` — salface never
 predicts with random weights.
 """
@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from .config import ClassifierConfig
-from ..classify.base import DEFAULT_MODELS  # one table, used by both backends
-from ..hub import MissingModelError, load_manifest, load_state_dict
+from ..hub import DEFAULT_MODELS, MissingModelError, load_manifest
+from .bundle import load_state_dict
 
 
 def list_classifiers(directory: str | None = None) -> dict[str, dict[str, Any]]:

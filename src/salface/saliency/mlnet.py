@@ -303,7 +303,7 @@ def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
     trained/shipped (never a randomly initialised network) and
     :class:`salface.hub.ChecksumError` when the file is corrupt.
     """
-    from ..hub import load_state_dict
+    from ..models.bundle import load_state_dict
 
     tensors, entry = load_state_dict(name)
     if entry.get("kind") != "saliency":

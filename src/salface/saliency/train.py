@@ -201,10 +201,10 @@ def load_checkpoint(path: str | Path, input_size=None):
 def bundle_checkpoint(path: str | Path, name: str = DEFAULT_MODEL_NAME, command: str = "",
                       extra_metrics: dict | None = None, blur: float = 0.0, floor: float = 0.0,
                       training_command: str | None = None) -> Path:
-    """Register checkpoint ``path`` as bundled saliency model ``name`` (safetensors + manifest),
+    """Register checkpoint ``path`` as bundled saliency model ``name`` (safetensors + ONNX + manifest),
     with the map post-processing ``blur`` / ``floor`` (:func:`~salface.saliency.mlnet.postprocess`)
     recorded in its config."""
-    from ..hub import register_bundled
+    from ..models.bundle import register_bundled
 
     ck = torch.load(path, weights_only=False)
     config = MLNetConfig.from_dict(ck["config"])
@@ -221,9 +221,13 @@ def bundle_checkpoint(path: str | Path, name: str = DEFAULT_MODEL_NAME, command:
         cfg["training_command"] = training_command
     if ck.get("settings"):
         cfg["training_settings"] = ck["settings"]
-    return register_bundled(
+    from ..models.onnx import bundle_onnx
+
+    path = register_bundled(
         name, bundle_state(net), kind="saliency", config=cfg, metrics=metrics,
         data="NUS-VIP scene saliency: 350 train images (+ mirrors), 50 val for model selection; "
              "split in salface/saliency/nus_split.json",
         license="weights: MIT (NUS data MIT licence); backbone ImageNet weights: torchvision terms",
         command=command)
+    bundle_onnx(name)  # the ONNX file the default runtime runs, checked against torch
+    return path
