@@ -14,6 +14,7 @@ from typing import IO, Iterable, Optional, Union
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True)
 
@@ -256,7 +257,7 @@ def _open_output(output: Optional[Path]):
 
 
 def _usage(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(str(message))}")
     return typer.Exit(2)
 
 
@@ -298,9 +299,11 @@ def register(app: typer.Typer) -> None:
         ratio: Optional[float] = typer.Option(None, min=0.0, max=1.0,
                                               help="Override the reweighted ratio r (an ablation)."),
         device: str = typer.Option("cpu", help="cpu, cuda or auto."),
-        backend: str = typer.Option("torch", help="torch, or onnx: run the classifiers and ML-Net "
-                                                  "through ONNX Runtime on the CPU (exported on "
-                                                  "first use; pip install salface[onnx])."),
+        backend: str = typer.Option("auto", help="auto (ONNX Runtime, the bundled ONNX files; no "
+                                                 "torch), onnx, or torch (pip install "
+                                                 "salface[torch])."),
+        threads: Optional[int] = typer.Option(None, min=1, help="Threads per network (default: "
+                                                                "$SALFACE_THREADS or one per core)."),
         batch_size: int = typer.Option(64, min=1, help="Faces per network batch."),
         max_faces: Optional[int] = typer.Option(None, min=1, help="Keep at most N faces per image "
                                                                   "(highest detector score first)."),
@@ -377,12 +380,13 @@ def register(app: typer.Typer) -> None:
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
                                 batch_size=batch_size, return_saliency=saliency_dir is not None,
                                 keep_images=annotate_dir is not None, max_faces=max_faces,
-                                backend=backend)
+                                backend=backend, threads=threads)
         except MissingModelError as exc:
-            from ..models.registry import DEFAULT_MODELS, list_classifiers
+            from ..hub import DEFAULT_MODELS, load_manifest
 
-            err.print(f"[red]missing model:[/red] {exc}")
-            shipped = [t for t in task_list if DEFAULT_MODELS.get(t) in list_classifiers()]
+            shipped_models = load_manifest()["models"]
+            err.print(f"[red]missing model:[/red] {escape(str(exc))}")
+            shipped = [t for t in task_list if DEFAULT_MODELS.get(t) in shipped_models]
             if shipped and model == "default":
                 err.print(f"Shipped now: --tasks {','.join(shipped)}. ", end="")
             err.print("Use --detect-only to run detection and saliency without a classifier.")

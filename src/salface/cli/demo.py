@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True)
 
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
             analyzer = Analyzer(backend=backend, return_saliency=True, keep_images=True)
             (result,) = list(analyzer.analyze_batch([EXAMPLE]))
         except SalfaceError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(1)
         if result.error:
             err.print(f"[red]error:[/red] {result.source}: {result.error}")

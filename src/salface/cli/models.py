@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import hub as W
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
         try:
             rows = model_rows()
         except RuntimeError as exc:  # unreadable manifest
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(1)
         if as_json:
             typer.echo(json.dumps({"bundled_dir": str(W.bundled_dir()),
@@ -112,7 +113,7 @@ def register(app: typer.Typer) -> None:
         try:
             path = export_onnx(name, out)
         except (SalfaceError, ImportError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(1)
         typer.echo(f"{name}: {path}")
 
@@ -130,7 +131,7 @@ def register(app: typer.Typer) -> None:
             try:
                 path = bundle_onnx(name)
             except (SalfaceError, ImportError, ValueError, RuntimeError) as exc:
-                err.print(f"[red]error:[/red] {name}: {exc}")
+                err.print(f"[red]error:[/red] {escape(str(name))}: {escape(str(exc))}")
                 failed = True
                 continue
             entry = W.bundled_entry(name)["onnx"]
@@ -156,6 +157,6 @@ def register(app: typer.Typer) -> None:
         try:
             path = W.ensure_file(name, source=source, progress=progress)
         except (W.ChecksumError, W.MissingModelError) as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(1)
         typer.echo(f"{name}: {path} (sha256 {W.REMOTE_FILES[name].sha256} verified)")

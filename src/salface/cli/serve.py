@@ -7,6 +7,7 @@ import importlib.util
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True)
 
@@ -56,6 +57,6 @@ def register(app: typer.Typer) -> None:
                 tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()), backend=backend,
                 device=device, log_level=log_level)
         except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2)
         run(settings)
