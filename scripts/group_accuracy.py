@@ -6,7 +6,9 @@ model is run and the split is not looked at again.
 
     python scripts/group_accuracy.py docs/benchmarks/<run>_<split>.json --cache cache/crops/<cache> --split val
 
-Prints a Markdown table (and ``--json`` writes the numbers). Issue 12's floors on UTKFace test:
+Prints a Markdown table (and ``--json`` writes the numbers). ``--baseline OTHER.json`` (a report
+on the same images in the same order, e.g. the shipped model's) adds McNemar's exact test and a
+paired bootstrap of the accuracy difference per task (``salface.evaluation.stats``). Issue 12's floors on UTKFace test:
 gender accuracy of women within 2 points of men; ages 0–19 within 5 points of adults (20+).
 """
 
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, required=True, help="The run's crop cache.")
     ap.add_argument("--split", default="test", help="The split the report evaluated.")
     ap.add_argument("--json", type=Path, default=None, help="Also write the table as JSON here.")
+    ap.add_argument("--baseline", type=Path, default=None, help="Report of a baseline on the same images: paired tests.")
     a = ap.parse_args(argv)
     correct = read_per_image(a.report)
     if not correct:
@@ -82,8 +85,24 @@ def main(argv: list[str] | None = None) -> None:
             v = table[t][g]["accuracy"]
             vals.append(f"{v:+.2f}" if "gap" in g else f"{100 * v:.2f} %")
         print(f"| {g} | {n or ''} | " + " | ".join(vals) + " |")
+    if a.baseline:
+        from salface.evaluation.stats import mcnemar, paired_bootstrap
+        base = read_per_image(a.baseline)
+        print(f"\npaired against {a.baseline.name} (B − A, A = baseline)\n")
+        print("| task | A | B | B − A (95 % CI) | bootstrap p | McNemar p (n01 / n10) |")
+        print("|---|---|---|---|---|---|")
+        for t in tasks:
+            if t not in base or len(base[t]) != len(correct[t]):
+                print(f"| {t} | (baseline has no matching per-image results) | | | | |")
+                continue
+            m = mcnemar(base[t], correct[t])
+            b = paired_bootstrap(base[t], correct[t], seed=0)
+            table[t]["paired"] = {"mcnemar": m.__dict__, "bootstrap": b.__dict__}
+            print(f"| {t} | {100 * m.accuracy_a:.2f} % | {100 * m.accuracy_b:.2f} % | "
+                  f"{100 * b.difference:+.2f} ({100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}) | "
+                  f"{b.p_value:.4f} | {m.p_value:.2g} ({m.n01} / {m.n10}) |")
     if a.json:
-        a.json.write_text(json.dumps(table, indent=1))
+        a.json.write_text(json.dumps(table, indent=1, default=str))
 
 
 if __name__ == "__main__":
