@@ -157,6 +157,30 @@ def test_explain_panels(client, astronaut_png):
     assert none.status_code == 422 and none.json()["error"] == "no_such_face"
 
 
+def test_cams_agree_with_salface_explain(service, astronaut):
+    """The server's NumPy CAM equals salface.explain's torch CAM (same class, same size)."""
+    pytest.importorskip("torch")
+    from salface.crop import crop_for_config
+    from salface.explain import class_activation_maps
+    from salface.models.preprocess import to_input_tensor
+    from salface.serve.cams import CamMaker
+    from salface.serve.service import Options, Upload
+
+    result, image = service.analyze(Upload(_png(astronaut), "a.png"),
+                                    Options("yunet", ("age", "gender", "expression"), 5))
+    maker = CamMaker(service.analyzer)
+    cams, tiles, notes = maker.maps(image, result.faces, ("age", "gender", "expression"), 96)
+    assert notes == [] and len(tiles) == 1 and set(cams[0]) == {"age", "gender", "expression"}
+    for g, net in maker._networks():
+        cfg = g.config
+        rgb = crop_for_config(image, result.faces[0].face, cfg).pixels[None]
+        x = to_input_tensor(g.classifier.prepare(rgb), g.saliency(rgb), cfg)
+        for t in g.tasks:
+            want = class_activation_maps(net.module, x, t, class_index=getattr(result.faces[0], t).index,
+                                         size=(96, 96)).maps[0]
+            assert np.abs(cams[0][t] - want).max() < 0.02, t
+
+
 # ------------------------------------------------------------------------------ bad uploads
 
 def _big_blank_png(w: int, h: int) -> bytes:

@@ -148,7 +148,7 @@ class Service:
         self._build_lock = threading.Lock()
         self._models: dict[str, Any] | None = None
         self._file_sha: dict[str, str] = {}
-        self._cam_nets: list[tuple[Any, Any]] | None = None
+        self._cams: Any = None
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> "Service":
@@ -291,68 +291,15 @@ class Service:
                                       interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         return saliency_triplet(crop, smap, self.ratio, gap=PANEL_GAP)
 
-    def _cam_networks(self) -> list[tuple[Any, Any]]:
-        """``(group, torch module)`` per loaded classifier whose backbone has global average
-        pooling, loaded on the first request that wants CAMs (the runtime itself needs no torch)."""
-        with self._build_lock:
-            if self._cam_nets is None:
-                from ..models.registry import load_classifier as load_torch_classifier
-
-                nets = []
-                for g in self.analyzer.groups:
-                    module = getattr(g.classifier.network, "module", None)  # torch backend
-                    if module is None:
-                        module, _ = load_torch_classifier(g.classifier.name, device=self.analyzer.device)
-                    nets.append((g, module))
-                self._cam_nets = nets
-            return self._cam_nets
-
     def cams(self, image: np.ndarray, faces: list[FaceResult], tasks: tuple[str, ...],
              side: int) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
-        """Per face ``{task: CAM overlay (side×side RGB)}`` for the reported label, and a status
-        ``{"available": bool, "detail": str}``. CAMs read a network's feature maps, so they need
-        PyTorch (``salface[torch]``) and a backbone with global average pooling; without them
-        the status says why and the list is empty."""
-        out: list[dict[str, np.ndarray]] = [{} for _ in faces]
-        if not faces:
-            return out, {"available": True, "detail": "no face"}
-        try:
-            import torch  # noqa: F401
+        """Per face ``{task: CAM overlay}`` and a status; see :mod:`salface.serve.cams`."""
+        with self._build_lock:
+            if self._cams is None:
+                from .cams import CamMaker
 
-            from ..crop import crop_for_config
-            from ..explain import cam_overlay, class_activation_maps
-            from ..models.preprocess import to_input_tensor
-        except ImportError as exc:
-            return [], {"available": False,
-                        "detail": f"class activation maps need PyTorch (pip install "
-                                  f"salface[torch]), which is not installed here ({exc}); the "
-                                  "saliency panels are complete"}
-        notes = []
-        try:
-            for g, module in self._cam_networks():
-                want = [t for t in g.tasks if t in tasks]
-                if not want:
-                    continue
-                cfg = g.config
-                if not getattr(module, "has_gap", False):
-                    notes.append(f"{g.classifier.name} ({cfg.backbone}) has no global average pooling")
-                    continue
-                rgb = np.stack([crop_for_config(image, r.face, cfg).pixels for r in faces])
-                maps = g.saliency(rgb) if g.saliency is not None else None
-                px = g.classifier.prepare(rgb)
-                x = to_input_tensor(px, maps, cfg, self.analyzer.device)
-                for t in want:
-                    idx = [getattr(r, t).index for r in faces]
-                    batch = class_activation_maps(module, x, t, class_index=idx, size=(side, side))
-                    for i, m in enumerate(batch.maps):
-                        tile = cv2.resize(px[i], (side, side), interpolation=cv2.INTER_CUBIC)
-                        out[i][t] = cam_overlay(tile, m)
-        except Exception as exc:  # an explanation is optional: report it, keep the panels
-            return [], {"available": False, "detail": f"class activation maps failed: {exc}"}
-        if not any(out[0]):
-            return [], {"available": False, "detail": "; ".join(notes) or "no task asked for"}
-        return out, {"available": True, "detail": "; ".join(notes) or
-                     "class activation maps (Zhou et al. 2016) of each face's reported label"}
+                self._cams = CamMaker(self.analyzer)
+        return self._cams(image, faces, tasks, side)
 
     def explain(self, upload: Upload, opts: Options, side: int = 160,
                 with_cams: bool = True) -> tuple[dict[str, Any], list[np.ndarray]]:

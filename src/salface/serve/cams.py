@@ -1,0 +1,118 @@
+"""Class activation maps for ``POST /v1/explain``, through the optional PyTorch backend.
+
+A CAM reads a network's last feature maps, which the ONNX files the runtime runs do not expose, so
+CAMs need the classifiers' torch networks: they are loaded through :mod:`salface.backends.torch`
+(the runtime's one door to torch, ``pip install salface[torch]``) on the first request that asks
+for CAMs, never at start-up. Without torch, :meth:`CamMaker.__call__` says so and the saliency
+panels are returned alone.
+
+The map is Zhou et al. (2016)'s, as in :func:`salface.explain.class_activation_maps` (which the
+torch-free runtime may not import): ``M_c = Σ_k w_{c,k} · A_k`` for the class ``c`` the server
+reported, upsampled bilinearly (half-pixel centres) to the tile and min–max normalised per face
+(a flat map stays all zero), then drawn as a JET heat map over the crop.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..crop import crop_for_config
+from ..preprocess import to_input_array
+from ..types import FaceResult
+
+ALPHA = 0.45
+"""Weight of the heat map over the crop."""
+
+
+def normalise(m: np.ndarray) -> np.ndarray:
+    lo, hi = float(m.min()), float(m.max())
+    return (m - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(m)
+
+
+def overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """``crop`` (RGB uint8) with ``cam`` (same size, [0, 1]) as a JET heat map on top."""
+    heat = cv2.applyColorMap(np.clip(np.rint(cam * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB).astype(np.float32)
+    return np.clip(np.rint((1 - alpha) * crop.astype(np.float32) + alpha * heat), 0, 255).astype(np.uint8)
+
+
+class CamMaker:
+    """CAMs of an :class:`~salface.pipeline.Analyzer`'s classifiers (torch networks loaded once)."""
+
+    def __init__(self, analyzer: Any) -> None:
+        self.analyzer = analyzer
+        self._nets: list[tuple[Any, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def _networks(self) -> list[tuple[Any, Any]]:
+        """``(group, TorchNetwork)`` per classifier: its own network on the torch backend, else
+        the same bundled weights loaded through the torch backend."""
+        with self._lock:
+            if self._nets is None:
+                from ..backends.torch import load_torch_network
+
+                nets = []
+                for g in self.analyzer.groups:
+                    net = g.classifier.network
+                    if getattr(net, "module", None) is None:
+                        net, _ = load_torch_network(g.classifier.name, device=self.analyzer.device)
+                    nets.append((g, net))
+                self._nets = nets
+            return self._nets
+
+    def maps(self, image: np.ndarray, faces: list[FaceResult], tasks: tuple[str, ...], side: int
+             ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray], list[str]]:
+        """Per face ``{task: side×side CAM in [0, 1]}`` for its reported label, the crops as
+        side×side tiles, and notes on classifiers without a map. Raises when torch is missing."""
+        out: list[dict[str, np.ndarray]] = [{} for _ in faces]
+        tiles: list[np.ndarray] = []
+        notes: list[str] = []
+        for g, net in self._networks():
+            want = [t for t in g.tasks if t in tasks]
+            module, cfg = net.module, g.config
+            if not want:
+                continue
+            if not getattr(module, "has_gap", False):
+                notes.append(f"{g.classifier.name} ({cfg.backbone}) has no global average pooling")
+                continue
+            rgb = np.stack([crop_for_config(image, r.face, cfg).pixels for r in faces])
+            maps = g.saliency(rgb) if g.saliency is not None else None
+            px = g.classifier.prepare(rgb)
+            torch = net.torch
+            with torch.inference_mode():
+                x = torch.from_numpy(to_input_array(px, maps, cfg)).to(net.device)
+                feats = module.features(x).float().cpu().numpy()            # (N, K, h, w)
+                weights = {t: module.head_weight(t).float().cpu().numpy() for t in want}
+            if not tiles:
+                tiles = [cv2.resize(p, (side, side), interpolation=cv2.INTER_CUBIC) for p in px]
+            for t in want:
+                w = weights[t][[getattr(r, t).index for r in faces]]        # (N, K)
+                for i, m in enumerate(np.einsum("nk,nkhw->nhw", w, feats)):
+                    out[i][t] = normalise(cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR))
+        return out, tiles, notes
+
+    def __call__(self, image: np.ndarray, faces: list[FaceResult], tasks: tuple[str, ...],
+                 side: int) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
+        """Per face ``{task: side×side RGB overlay}`` for its reported label, and a status
+        ``{"available": bool, "detail": str}`` (the list is empty when unavailable)."""
+        if not faces:
+            return [], {"available": True, "detail": "no face"}
+        try:
+            self._networks()
+        except Exception as exc:  # no torch, no weights: the panels still go out
+            return [], {"available": False,
+                        "detail": f"class activation maps need the PyTorch backend "
+                                  f"(pip install salface[torch]): {exc}"}
+        try:
+            cams, tiles, notes = self.maps(image, faces, tasks, side)
+        except Exception as exc:  # an explanation is optional: report it, keep the panels
+            return [], {"available": False, "detail": f"class activation maps failed: {exc}"}
+        if not any(cams[0]):
+            return [], {"available": False, "detail": "; ".join(notes) or "no task asked for"}
+        out = [{t: overlay(tiles[i], m) for t, m in c.items()} for i, c in enumerate(cams)]
+        return out, {"available": True, "detail": "; ".join(notes) or
+                     "class activation maps (Zhou et al. 2016) of each face's reported label"}
