@@ -15,7 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_GROUPS = ("analyze", "demo", "models", "saliency", "data", "train", "experiments", "robustness", "serve")
+_GROUPS = ("analyze", "demo", "models", "saliency", "data", "train", "experiments", "robustness", "serve",
+           "scale")
 
 for _name in _GROUPS:
     importlib.import_module(f"{__name__}.{_name}").register(app)
