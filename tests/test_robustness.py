@@ -302,6 +302,7 @@ def test_summary_on_a_hand_made_table():
     assert mean_c["value"] == pytest.approx(100 / 6) and not mean_c["passed"]
     gap = checks["gender accuracy: women within 2 points of men clean"]
     assert gap["value"] == pytest.approx(-100 / 3) and not gap["passed"]
+    assert gap["standard_error"] == pytest.approx(100 * math.sqrt((2 / 3) * (1 / 3) / 3))
     gap_mean = [c for c in rb.done_when_checks({"gender": s}) if "women" in c["check"] and "mean over" in c["check"]][0]
     assert gap_mean["value"] == pytest.approx(0.0) and gap_mean["passed"]
 

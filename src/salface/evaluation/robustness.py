@@ -698,8 +698,10 @@ def done_when_checks(summary: dict[str, Any], *, mean_points: float = 4.0, worst
             if ga[key] is None or gb[key] is None:
                 continue
             gap = 100 * (gb[key] - ga[key])
+            # sampling error of the gap between two independent groups (binomial, in points)
+            se = 100 * math.sqrt(ga[key] * (1 - ga[key]) / ga["n"] + gb[key] * (1 - gb[key]) / gb["n"])
             out.append({"check": text.format(limit) + f" ({what}; gap = {b} − {a})",
-                        "value": gap, "limit": limit, "passed": abs(gap) <= limit})
+                        "value": gap, "limit": limit, "passed": abs(gap) <= limit, "standard_error": se})
     return out
 
 
@@ -1028,8 +1030,9 @@ def markdown(report: dict[str, Any]) -> str:
     tasks = list(summ)
     L += ["## Done-when checks", ""]
     for c in report["checks"]:
+        se = f"; standard error of the gap {c['standard_error']:.2f}" if "standard_error" in c else ""
         L.append(f"- **{'PASS' if c['passed'] else 'FAIL'}** — {c['check']}: {c['value'] + 0.0:.2f} points "
-                 f"(limit {c['limit']:g})")
+                 f"(limit {c['limit']:g}{se})")
     L += ["", "## Summary", "",
           "| task | clean | mean over conditions (Δ) | mean at middle severity | worst at middle severity (Δ) | consistency with clean |",
           "|---|---|---|---|---|---|"]
