@@ -1171,7 +1171,7 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     """Run the robustness benchmark on ``dataset``'s test split and write ``<dataset>.json`` and
     ``<dataset>.md`` into ``out_dir``. Returns the Markdown path."""
     from ..data.splits import read_split
-    from ..evaluate import git_commit, machine
+    from ..utils import git_commit, machine
     from ..pipeline import Analyzer
 
     if dataset not in DATASETS:
