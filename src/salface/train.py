@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from .cache import CropCache, open_crop_cache
+from .distributed import setup_distributed
 from .evaluate import evaluate_arrays
 from .labels import labels_for
 from .models.backbones import build_classifier, freeze_first, set_frozen_eval
@@ -228,8 +229,10 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = name or out.name
+    dctx = setup_distributed(device)  # under torchrun: this rank's share (salface.distributed)
+    device, log, progress = dctx.device, dctx.log(log), progress and dctx.is_main
     config = classifier_config(preset, cc, name=name, saliency=preset.saliency, ratio=preset.ratio)
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_num_threads(dctx.threads(threads))
 
     crops = np.asarray(cc.crops)
     maps = np.asarray(cc.saliency(preset.saliency)) if preset.saliency != "none" else None
@@ -257,13 +260,15 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
                 raise ValueError(f"cannot resume {out}: its {k} differs from this run's")
     elif state_p.exists() and not resume:
         raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or use another folder")
-    _atomic_json(out / "config.json", cfg_payload)
+    if dctx.is_main:
+        _atomic_json(out / "config.json", cfg_payload)
 
     torch.manual_seed(seed)
     model = build_classifier(config, pretrained=preset.pretrained)
     if preset.freeze:
         freeze_first(model, preset.freeze)
     model = model.to(device).to(memory_format=torch.channels_last)
+    net = dctx.wrap(model, find_unused=len(preset.tasks) > 1)  # DDP under torchrun, else model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _optimizer(preset, params)
     losses = {t: nn.CrossEntropyLoss(
@@ -309,6 +314,7 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         torch.manual_seed(seed * 1000 + epoch)
         order = (rng.permutation(tr) if strata is None
                  else balanced_order(tr, strata, preset.balance_power, seed * 1000 + epoch))
+        order = dctx.trim(order, preset.batch_size)
         model.train()
         set_frozen_eval(model)
         tot, cnt = 0.0, 0
@@ -326,11 +332,12 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
             if preset.augment.wild:
                 from .augment import degrade_batch
                 bc = degrade_batch(bc, rng, face_widths=face_w[idx])
+            idx, bc, bm = dctx.shard(idx, bc, bm)  # this rank's share of the augmented batch
             x = _to_input(bc, bm, config, device)
             f = lr_factor(preset, epoch + step / steps_per_epoch)
             for g in opt.param_groups:
                 g["lr"] = preset.lr * f
-            outs = model(x)
+            outs = net(x)
             loss = torch.zeros((), device=device)
             for t in preset.tasks:
                 y = torch.from_numpy(labels[t][idx]).to(device)
@@ -353,12 +360,14 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
             cnt += len(idx)
             if progress and hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{tot / cnt:.4f}", lr=f"{preset.lr * f:.2e}", refresh=False)
+        tot, cnt, correct, seen = dctx.sum(tot, cnt, correct, seen)  # over the ranks
         train_time = time.time() - t0
-        val = evaluate_arrays(ema.module if ema is not None else model, config, val_crops, val_maps,
-                              val_labels, device=device)
+        val = dctx.on_main(evaluate_arrays, ema.module if ema is not None else model, config,
+                           val_crops, val_maps, val_labels, device=device)
         score = float(np.mean([val[t]["accuracy"] for t in preset.tasks if t in val]))
         if ema is not None:  # the raw weights' score, for the record (selection uses the EMA's)
-            raw = evaluate_arrays(model, config, val_crops, val_maps, val_labels, device=device)
+            raw = dctx.on_main(evaluate_arrays, model, config, val_crops, val_maps, val_labels,
+                               device=device)
             raw_score = float(np.mean([raw[t]["accuracy"] for t in preset.tasks if t in raw]))
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": tot / max(cnt, 1),
                                "lr_end": preset.lr * lr_factor(preset, epoch + 1.0),
@@ -374,11 +383,15 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         if ema is not None:
             row["raw_val_score"] = raw_score
         history.append(row)
+        improved = score > best_score
+        if improved:
+            best_score, best_epoch = score, epoch + 1
+        if not dctx.is_main:  # rank 0 alone writes the run folder
+            continue
         save_weights(model, out / "last.safetensors", config)
         if ema is not None:
             save_weights(ema.module, out / "ema.safetensors", config)
-        if score > best_score:
-            best_score, best_epoch = score, epoch + 1
+        if improved:
             save_weights(ema.module if ema is not None else model, out / "best.safetensors", config)
         torch.save(opt.state_dict(), out / "optimizer.pt.tmp")
         os.replace(out / "optimizer.pt.tmp", out / "optimizer.pt")
