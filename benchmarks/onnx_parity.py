@@ -1,13 +1,14 @@
-"""How far ONNX Runtime's outputs are from PyTorch's, for the shipped classifiers and ML-Net.
+"""Do the ONNX files the runtime runs give the torch networks' labels? On real test faces.
 
-    python benchmarks/onnx_parity.py [--random 61]
+    python benchmarks/onnx_parity.py [--splits cache/splits] [--limit 0] [--variants onnx,onnx_int8]
 
-Inputs: the scikit-image astronaut's face (as is, mirrored, shifted a few pixels) plus ``--random``
-uint8 noise crops (seed 0), prepared for each model as ``analyze`` prepares them. Reports the
-largest absolute difference of the logits per task (with the largest logit magnitude, for scale),
-whether every argmax agrees, and the largest difference of the ML-Net maps at 64, 96 and 128 px.
-Writes ``docs/benchmarks/onnx_parity.json``. ``tests/test_onnx.py`` asserts the tolerances; this
-script measures the actual gap the docs quote.
+For every face of the UTKFace test split (age, gender) and the FER+ test split (expression), the
+whole pipeline (YuNet → crop → ML-Net → classifiers) runs once on the PyTorch backend and once per
+ONNX variant (``onnx`` float; ``onnx_int8`` where bundled); reports, per task, the share of faces
+whose label agrees with torch, the largest probability difference, and each backend's accuracy
+against the dataset labels (on the faces YuNet finds). The split files come from
+``salface splits utkface|ferplus`` (``cache/splits``). Writes ``docs/benchmarks/onnx_parity.json``
+and ``.md``. The manifest's ``parity_vs_torch`` records the logit-level check made when bundling.
 """
 
 from __future__ import annotations
@@ -17,57 +18,80 @@ import json
 from pathlib import Path
 
 import numpy as np
-import skimage.data
-import torch
-
-from salface.crop import crop_face
-from salface.utils import git_commit, machine
-from salface.models.onnx import load_classifier_onnx, onnx_saliency
-from salface.models.preprocess import prepare_crops, to_input_tensor
-from salface.models.registry import DEFAULT_MODELS, load_classifier
-from salface.saliency import get_saliency
-from salface.types import Box, Face
 
 ROOT = Path(__file__).resolve().parents[1]
+TASKS = {"utkface": ("age", "gender"), "ferplus": ("expression",)}
 
 
-def crops_at(size: int, n_random: int) -> np.ndarray:
-    img = np.ascontiguousarray(skimage.data.astronaut())
-    face = crop_face(img, Face(Box(178, 63, 268, 176)), size=size).pixels
-    shifted = crop_face(img, Face(Box(168, 70, 258, 183)), size=size).pixels
-    noise = np.random.default_rng(0).integers(0, 256, (n_random, size, size, 3), dtype=np.uint8)
-    return np.concatenate([np.stack([face, face[:, ::-1], shifted]), noise])
+def run(an, samples):
+    """Per sample: {task: (label index, probabilities)} of the face nearest the dataset box, or None."""
+    from salface.types import Box
+
+    out = []
+    for s, res in zip(samples, an.analyze_batch([s.path for s in samples])):
+        ref = s.box if getattr(s, "box", None) is not None else Box(0, 0, res.width, res.height)
+        face = max(res.faces, key=lambda f: f.face.box.iou(ref), default=None)
+        out.append(None if face is None else {
+            t: (p.index, np.array(list(p.probabilities.values()))) for t, p in face.predictions().items()})
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--random", type=int, default=61, help="noise crops added to the 3 astronaut crops")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "onnx_parity.json")
+    ap.add_argument("--splits", type=Path, default=ROOT / "cache" / "splits")
+    ap.add_argument("--limit", type=int, default=0, help="first N test faces per dataset (0: all)")
+    ap.add_argument("--variants", default="onnx,onnx_int8")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "onnx_parity")
     args = ap.parse_args()
 
-    sal_torch = get_saliency("mlnet")
-    sal_onnx = onnx_saliency(get_saliency("mlnet"))
-    result: dict = {"classifiers": {}, "mlnet_max_abs_map_diff": {}}
-    for name in dict.fromkeys(DEFAULT_MODELS.values()):
-        net, cfg = load_classifier(name)
-        ort_net, _ = load_classifier_onnx(name)
-        pixels = prepare_crops(crops_at(cfg.input_size, args.random), cfg)
-        x = to_input_tensor(pixels, sal_torch(pixels), cfg)
-        with torch.inference_mode():
-            ref = net(x)
-        got = ort_net(x)
-        result["classifiers"][name] = {
-            t: {"max_abs_logit_diff": float((got[t] - ref[t]).abs().max()),
-                "max_abs_logit": float(ref[t].abs().max()),
-                "argmax_agree": bool(torch.equal(got[t].argmax(1), ref[t].argmax(1)))}
-            for t in cfg.tasks}
-    for size in (64, 96, 128):
-        c = crops_at(size, args.random)
-        result["mlnet_max_abs_map_diff"][str(size)] = float(np.abs(sal_onnx(c) - sal_torch(c)).max())
-    result.update({"crops": 3 + args.random, "commit": git_commit(), "machine": machine(),
-                   "command": f"python benchmarks/onnx_parity.py --random {args.random}"})
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    from salface.data.splits import read_split
+    from salface.hub import DEFAULT_MODELS, bundled_entry
+    from salface.labels import labels_for
+    from salface.pipeline import Analyzer
+    from salface.utils import command_line, git_commit, machine
+
+    variants = [v for v in args.variants.split(",")
+                if all(v in bundled_entry(m) for m in set(DEFAULT_MODELS.values()))]
+    report = {"commit": git_commit(), "machine": machine(), "variants": variants,
+              "command": command_line("python benchmarks/onnx_parity.py"), "datasets": {}}
+    for ds, tasks in TASKS.items():
+        samples = read_split(args.splits / f"{ds}.jsonl")["test"]
+        if args.limit:
+            samples = samples[: args.limit]
+        preds = {b: run(Analyzer(tasks=tasks, backend=b), samples) for b in ("torch", "onnx")}
+        for v in variants:
+            if v != "onnx":
+                preds[v] = run(Analyzer(tasks=tasks, backend="onnx", variant=v), samples)
+        found = [i for i, p in enumerate(preds["torch"]) if p is not None]
+        rows = {}
+        for t in tasks:
+            truth = np.array([labels_for(t).index(samples[i].labels[t])
+                              if isinstance(samples[i].labels[t], str) else int(samples[i].labels[t])
+                              for i in found])
+            ref = np.array([preds["torch"][i][t][0] for i in found])
+            row = {"faces": len(found), "torch_accuracy": round(float((ref == truth).mean()), 4)}
+            for v in variants:
+                got = np.array([preds[v][i][t][0] for i in found])
+                dp = max(float(np.abs(preds[v][i][t][1] - preds["torch"][i][t][1]).max()) for i in found)
+                row[v] = {"label_agreement": round(float((got == ref).mean()), 5),
+                          "disagreements": int((got != ref).sum()), "max_probability_diff": dp,
+                          "accuracy": round(float((got == truth).mean()), 4)}
+            rows[t] = row
+        report["datasets"][ds] = {"test_images": len(samples), "faces_found": len(found), "tasks": rows}
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# ONNX files vs torch networks on the test splits (commit {report['commit']})", "",
+             f"Machine: {report['machine']}. Command: `{report['command']}`.", "",
+             "| dataset | task | faces | variant | label agreement with torch | disagreements | max prob. diff | accuracy (torch) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for ds, d in report["datasets"].items():
+        for t, row in d["tasks"].items():
+            for v in variants:
+                r = row[v]
+                lines.append(f"| {ds} | {t} | {row['faces']} | {v} | {100 * r['label_agreement']:.2f} % | "
+                             f"{r['disagreements']} | {r['max_probability_diff']:.1e} | "
+                             f"{100 * r['accuracy']:.2f} % ({100 * row['torch_accuracy']:.2f} %) |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ from .types import Face, FaceResult, ImageResult, Prediction
 
 ImageInput = Union[str, "os.PathLike[str]", np.ndarray, Any]
 
+PREFETCH_IMAGES = 8
+"""How many images the background thread decodes and detects ahead of the networks."""
+
 DISPLAY_SIZE = 224
 """Crop size used for the saliency map returned to users when no classifier is loaded
 (the papers' 224 × 224)."""
@@ -137,7 +140,7 @@ class Analyzer:
         device: str = "cpu",
         backend: str = "auto",
         threads: int | None = None,
-        batch_size: int = 64,
+        batch_size: int = 16,
         return_saliency: bool = False,
         keep_images: bool = False,
         max_faces: int | None = None,
@@ -279,7 +282,8 @@ class Analyzer:
 
     def _detected(self, inputs: Iterable[ImageInput]) -> Iterator[_Pending]:
         """Each input decoded and detected, in order; with ``prefetch``, a background thread
-        works up to ``batch_size`` images ahead of the caller."""
+        works up to :data:`PREFETCH_IMAGES` images ahead of the caller (bounded: decoded photos
+        are the pipeline's largest buffers)."""
         if not self.prefetch:
             for i, src in enumerate(inputs):
                 yield self._detect(i, src)
@@ -293,7 +297,7 @@ class Analyzer:
                     return True
                 return False
 
-            while len(ahead) < self.batch_size and submit():
+            while len(ahead) < PREFETCH_IMAGES and submit():
                 pass
             try:
                 while ahead:

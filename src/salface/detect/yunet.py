@@ -7,8 +7,12 @@ it, and ``model_path`` uses any other file.
 
 Rescaling (choices of this package, not of YuNet):
 
-* Images whose longer side exceeds ``max_side`` are shrunk to it before detection (speed; YuNet
-  sees faces down to about 10 px, so 1280 px keeps faces of ~1 % of the image width).
+* Images whose longer side exceeds ``max_side`` (default 640, InsightFace's usual detection size)
+  are shrunk to it before detection, and boxes and landmarks are mapped back. YuNet sees faces
+  down to about 10 px, so 640 px keeps faces of ~2 % of the image width (about 25 px in a
+  1280-px photo); measured on 30 1280×960 photos with 111 faces: the same 111 faces found at 640
+  as at 1280, for 0.4× the CPU time and 45 MB instead of 118 MB of detector memory. Pass
+  ``max_side=1280`` (``salface analyze --detect-size 1280``) for crowds of small faces.
 * Images whose shorter side is below ``min_side`` are enlarged to it (bilinear). Tight face crops
   such as 48×48 FER images are otherwise too small for the detector's anchors.
 * Every box and landmark is mapped back to the original image's pixels; boxes are clipped to the
@@ -58,7 +62,7 @@ class YuNetDetector(Detector):
 
     def __init__(self, model_path: str | os.PathLike | None = None, *,
                  score_threshold: float = 0.6, nms_threshold: float = 0.3, top_k: int = 5000,
-                 max_side: int | None = 1280, min_side: int | None = 128) -> None:
+                 max_side: int | None = 640, min_side: int | None = 128) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         if not 0.0 <= nms_threshold <= 1.0:
