@@ -249,3 +249,17 @@ def test_registry():
     assert set(av) == {"yunet", "dlib-hog", "mediapipe", "given", "whole"}
     assert all(isinstance(v, str) and v for v in av.values())
     assert av["given"].endswith("[ok]")
+
+
+def test_yunet_detection_scale_follows_min_face(yunet_model):
+    """Detection runs at 10/min_face of the image size, within max_side and min_side."""
+    det = get_detector("yunet", model_path=yunet_model, min_face=20)  # max_side 640, min_side 128
+    assert det._scale_for(448, 448) == pytest.approx(0.5)
+    assert det._scale_for(960, 1280) == pytest.approx(0.5)
+    assert det._scale_for(3000, 4000) == pytest.approx(640 / 4000)
+    assert det._scale_for(200, 200) == pytest.approx(128 / 200)   # min_side wins over half size
+    assert det._scale_for(48, 48) == pytest.approx(128 / 48)
+    full = get_detector("yunet", model_path=yunet_model)  # the default: full size
+    assert full._scale_for(448, 448) == 1.0 and full._scale_for(200, 200) == 1.0
+    with pytest.raises(ValueError, match="min_face"):
+        get_detector("yunet", model_path=yunet_model, min_face=0)

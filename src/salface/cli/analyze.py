@@ -309,6 +309,10 @@ def register(app: typer.Typer) -> None:
                                                   help="YuNet: shrink images whose longer side "
                                                        "exceeds this before detection (default "
                                                        "640; 1280 finds smaller faces, slower)."),
+        min_face: Optional[float] = typer.Option(None, "--min-face", min=10,
+                                                 help="YuNet: smallest face worth finding, px; "
+                                                      "20 detects at half size (faster; see "
+                                                      "docs/detectors.md)."),
         max_faces: Optional[int] = typer.Option(None, min=1, help="Keep at most N faces per image "
                                                                   "(highest detector score first)."),
         every: int = typer.Option(1, "--every", min=1, help="Video: analyse every N-th frame."),
@@ -380,7 +384,8 @@ def register(app: typer.Typer) -> None:
         fmt = fmt or (Format.jsonl if n_videos else Format.json)
         task_list = tuple(t.strip() for t in tasks.split(",") if t.strip())
         try:
-            det_options = {"max_side": detect_size} if detect_size and detector == "yunet" else None
+            det_options = {k: v for k, v in (("max_side", detect_size), ("min_face", min_face))
+                           if v is not None} if detector == "yunet" else None
             analyzer = Analyzer(detector=detector, model=None if detect_only else model,
                                 detector_options=det_options,
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
