@@ -1169,7 +1169,8 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
               work_dir: str | os.PathLike | None = None, detector_model: str | os.PathLike | None = None,
               batch_size: int = 64, command: str = "", verbose: bool = True) -> Path:
     """Run the robustness benchmark on ``dataset``'s test split and write ``<dataset>.json`` and
-    ``<dataset>.md`` into ``out_dir``. Returns the Markdown path."""
+    ``<dataset>.md`` into ``out_dir``. Returns the Markdown path. Finished cells in ``work_dir`` are
+    reused only for the same subset, seed, backend, models and commit."""
     from ..data.splits import read_split
     from ..utils import git_commit, machine
     from ..pipeline import Analyzer
@@ -1190,8 +1191,10 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     analyzer = Analyzer(detector="yunet", model=model, tasks=tasks, backend=backend, batch_size=batch_size,
                         detector_options=det_opts)
     models = model_info(analyzer)
+    # the commit is part of the key: a runtime change can flip borderline predictions, so cells
+    # cached by other code are never mixed into a report
     key = run_key({"dataset": dataset, "paths": [os.path.basename(s.path) for s in subset], "seed": seed,
-                   "backend": backend, "models": models, "tasks": list(tasks)})
+                   "backend": backend, "models": models, "tasks": list(tasks), "commit": git_commit()})
     work = Path(work_dir) if work_dir else Path("cache") / "robustness" / f"{dataset}-n{len(subset)}-seed{seed}"
     runner = RobustnessRunner(analyzer, tasks, seed=seed, work_dir=work, run_key=key, verbose=verbose)
     t0 = time.perf_counter()
