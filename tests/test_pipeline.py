@@ -219,3 +219,22 @@ def test_keep_images_attaches_the_decoded_pixels(files):
     assert "image" not in by["a_astronaut.png"].to_dict()
     plain = Analyzer(detector=GivenBoxes([(150, 60, 260, 190)]), model=None)
     assert next(plain.analyze_batch(files[:1])).image is None
+
+
+def test_analyze_faces_classifies_given_faces(astronaut):
+    """analyze_faces (no detection) gives the faces analyze_batch gives for the same boxes."""
+    from salface.types import Box, Face
+
+    faces = [Face(Box(178, 63, 268, 176)), Face(Box(0, 0, 120, 120))]
+    an = Analyzer(detector=GivenBoxes([f.box.as_tuple() for f in faces]))
+    direct = an.analyze_faces(astronaut, faces)
+    via = next(an.analyze_batch([astronaut])).faces
+    assert len(direct) == 2
+    for a, b in zip(direct, via):
+        assert a.face.box == b.face.box
+        for task, p in a.predictions().items():
+            assert p.label == b.predictions()[task].label
+            assert p.confidence == pytest.approx(b.predictions()[task].confidence, abs=1e-6)
+    assert an.analyze_faces(astronaut, []) == []
+    with pytest.raises(ImageError):
+        an.analyze_faces(b"not an image", faces)

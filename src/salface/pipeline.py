@@ -338,6 +338,22 @@ class Analyzer:
 
     __call__ = analyze
 
+    def analyze_faces(self, image: ImageInput, faces: Sequence[Face]) -> list[FaceResult]:
+        """Classify the given ``faces`` of ``image`` (no detection): for callers that find faces
+        themselves (a service offering several detectors, a tracker, boxes from elsewhere).
+        Raises :class:`~salface.errors.ImageError` for bad input and ``RuntimeError`` when the
+        networks fail."""
+        source = _source_name(image, 0)
+        pixels = load_image(image)
+        h, w = pixels.shape[:2]
+        p = _Pending(0, source, w, h, pixels, list(faces))
+        items = [(p, f) for f in p.faces]
+        for i in range(0, len(items), self.batch_size):
+            self._run_batch(items[i:i + self.batch_size])
+        if p.error is not None:
+            raise RuntimeError(f"{source}: {p.error}")
+        return list(p.results)
+
     def _result(self, p: _Pending) -> ImageResult:
         if p.error is not None:
             return ImageResult(source=p.source, width=p.width, height=p.height, faces=[], error=p.error)

@@ -4,10 +4,10 @@ One :class:`Service` per server process holds one :class:`~salface.pipeline.Anal
 loaded once, at start-up) and the detectors built so far. Its methods run in the server's thread
 pool and raise :class:`~salface.serve.limits.ApiError` for anything a client got wrong.
 
-Per request a client may choose the detector, the tasks and a smaller face limit. The Analyzer is
-built once with a :class:`_Handover` detector: the request's own detector runs first (its faces
-capped at the request's limit), and the handover gives those faces to the Analyzer on the same
-thread, so concurrent requests never share per-request state. Tasks the client did not ask for
+Per request a client may choose the detector, the tasks and a smaller face limit. The request's
+detector runs first (its faces capped at the request's limit) and
+:meth:`~salface.pipeline.Analyzer.analyze_faces` classifies those faces, so concurrent requests
+never share per-request state. Tasks the client did not ask for
 are dropped from the answer (the loaded models answer them anyway; results are identical to an
 Analyzer built with only those tasks, since each task's head is independent of the others).
 
@@ -26,7 +26,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -34,7 +34,7 @@ import numpy as np
 from ..detect.base import Detector
 from ..io import ImageError, load_image
 from ..labels import TASKS
-from ..types import Face, FaceResult, ImageResult
+from ..types import FaceResult, ImageResult
 from ..viz import saliency_triplet
 from .limits import DETECTORS, ApiError, Settings, upload_too_large
 
@@ -62,29 +62,6 @@ class Options:
     detector: str
     tasks: tuple[str, ...]
     max_faces: int
-
-
-class _Handover(Detector):
-    """A detector that returns the faces its caller set for the current thread."""
-
-    name = "serve-handover"
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    @contextlib.contextmanager
-    def giving(self, faces: list[Face]) -> Iterator[None]:
-        self._local.faces = faces
-        try:
-            yield
-        finally:
-            del self._local.faces
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        faces = getattr(self._local, "faces", None)
-        if faces is None:
-            raise RuntimeError("the Analyzer ran detection outside Service.analyze's thread")
-        return list(faces)
 
 
 def _reason_status(reason: str) -> tuple[int, str]:
@@ -141,7 +118,6 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.handover = _Handover()
         self.analyzer: Any = None
         self._detectors: dict[str, Detector] = {}
         self._detector_locks: dict[str, threading.Lock] = {}
@@ -157,8 +133,9 @@ class Service:
             from ..pipeline import Analyzer
 
             s = self.settings
-            # prefetch=False: the Analyzer detects on the calling thread, where the handover is
-            self.analyzer = Analyzer(detector=self.handover, model="default", tasks=s.tasks,
+            # the service detects itself (the request picks the detector) and hands the faces to
+            # Analyzer.analyze_faces; the Analyzer's own detector is never used
+            self.analyzer = Analyzer(detector="whole", model="default", tasks=s.tasks,
                                      device=s.device, backend=s.backend, batch_size=s.batch_size,
                                      return_saliency=True, prefetch=False)
             self.detector(s.detector)
@@ -258,13 +235,14 @@ class Service:
                 faces = det.detect(image)[: opts.max_faces]
         except Exception as exc:
             raise ApiError(500, "analysis_failed", f"{upload.filename}: detection failed: {exc}") from exc
-        with self.handover.giving(faces):
-            result = next(self.analyzer.analyze_batch([image]))
-        if result.error is not None:
-            raise ApiError(500, "analysis_failed", f"{upload.filename}: {result.error}")
+        try:
+            found = self.analyzer.analyze_faces(image, faces)
+        except RuntimeError as exc:
+            raise ApiError(500, "analysis_failed", f"{upload.filename}: {exc}") from exc
         drop = {t: None for t in TASKS if t not in opts.tasks}
-        kept = [replace(f, **drop) for f in result.faces] if drop else list(result.faces)
-        return replace(result, source=upload.filename, faces=kept), image
+        kept = [replace(f, **drop) for f in found] if drop else found
+        h, w = image.shape[:2]
+        return ImageResult(source=upload.filename, width=w, height=h, faces=kept), image
 
     def analyze_json(self, upload: Upload, opts: Options) -> dict[str, Any]:
         return self.analyze(upload, opts)[0].to_dict()
