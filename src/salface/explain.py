@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from .saliency.faces import REGIONS, mass_shares, region_masks
+from .viz import cam_overlay  # noqa: F401 (part of this module's API)
 
 
 @dataclass(frozen=True)
@@ -139,17 +140,6 @@ def summarize_shares(cams: np.ndarray, landmarks: np.ndarray) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ pictures
-
-def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The crop (RGB uint8) with the CAM as a JET heat map blended on top."""
-    import cv2
-
-    if cam.shape != crop.shape[:2]:
-        cam = cv2.resize(cam.astype(np.float32), (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR)
-    heat = cv2.applyColorMap(np.clip(np.rint(cam * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
-    return np.clip(np.rint((1 - alpha) * crop.astype(np.float32) + alpha * heat), 0, 255).astype(np.uint8)
-
 
 def _tile(img: np.ndarray, side: int, title: str) -> np.ndarray:
     import cv2

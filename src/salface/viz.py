@@ -82,3 +82,14 @@ def png_bytes(image: np.ndarray) -> bytes:
     if not ok:
         raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
     return buf.tobytes()
+
+
+def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The crop (RGB uint8) with a class activation map (``[0, 1]``, resized to the crop if
+    needed) drawn on top as a JET heat map at weight ``alpha``."""
+    if cam.shape != crop.shape[:2]:
+        cam = cv2.resize(cam.astype(np.float32), (crop.shape[1], crop.shape[0]),
+                         interpolation=cv2.INTER_LINEAR)
+    heat = cv2.applyColorMap(np.clip(np.rint(cam * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB).astype(np.float32)
+    return np.clip(np.rint((1 - alpha) * crop.astype(np.float32) + alpha * heat), 0, 255).astype(np.uint8)

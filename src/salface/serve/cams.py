@@ -23,21 +23,11 @@ import numpy as np
 from ..crop import crop_for_config
 from ..preprocess import to_input_array
 from ..types import FaceResult
-
-ALPHA = 0.45
-"""Weight of the heat map over the crop."""
-
+from ..viz import cam_overlay
 
 def normalise(m: np.ndarray) -> np.ndarray:
     lo, hi = float(m.min()), float(m.max())
     return (m - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(m)
-
-
-def overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """``crop`` (RGB uint8) with ``cam`` (same size, [0, 1]) as a JET heat map on top."""
-    heat = cv2.applyColorMap(np.clip(np.rint(cam * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB).astype(np.float32)
-    return np.clip(np.rint((1 - alpha) * crop.astype(np.float32) + alpha * heat), 0, 255).astype(np.uint8)
 
 
 class CamMaker:
@@ -113,6 +103,6 @@ class CamMaker:
             return [], {"available": False, "detail": f"class activation maps failed: {exc}"}
         if not any(cams[0]):
             return [], {"available": False, "detail": "; ".join(notes) or "no task asked for"}
-        out = [{t: overlay(tiles[i], m) for t, m in c.items()} for i, c in enumerate(cams)]
+        out = [{t: cam_overlay(tiles[i], m) for t, m in c.items()} for i, c in enumerate(cams)]
         return out, {"available": True, "detail": "; ".join(notes) or
                      "class activation maps (Zhou et al. 2016) of each face's reported label"}
