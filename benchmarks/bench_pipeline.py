@@ -36,7 +36,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None, help="intra-op threads per network")
     ap.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
-    ap.add_argument("--variant", default="onnx", choices=("onnx", "onnx_int8"))
+    ap.add_argument("--variant", default="auto", choices=("auto", "onnx", "onnx_int8"),
+                    help="ONNX files: auto = what the runtime runs (manifest), onnx = all float")
     ap.add_argument("--detector", default="yunet", choices=("yunet", "whole"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
@@ -117,7 +118,7 @@ def main() -> None:
     }
     out = args.out or ROOT / "docs" / "benchmarks" / (
         "pipeline_speed" + ("" if an.backend == "onnx" else f"_{an.backend}")
-        + ("" if args.variant == "onnx" else "_int8") + ("" if args.detector == "yunet" else f"_{args.detector}") + ".json")
+        + ("" if args.variant == "auto" else f"_{args.variant}") + ("" if args.detector == "yunet" else f"_{args.detector}") + ".json")
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"| stage | s | ms/face | faces/s |  ({len(paths)} images, {len(pairs)} faces, {an.backend})")
     print("|---|---|---|---|")

@@ -1,10 +1,12 @@
 """Do the ONNX files the runtime runs give the torch networks' labels? On real test faces.
 
-    python benchmarks/onnx_parity.py [--splits cache/splits] [--limit 0] [--variants onnx,onnx_int8]
+    python benchmarks/onnx_parity.py [--splits cache/splits] [--limit 0]
 
 For every face of the UTKFace test split (age, gender) and the FER+ test split (expression), the
 whole pipeline (YuNet → crop → ML-Net → classifiers) runs once on the PyTorch backend and once per
-ONNX variant (``onnx`` float; ``onnx_int8`` where bundled); reports, per task, the share of faces
+ONNX configuration: ``float`` (every network's float ONNX file) and ``runtime`` (the files the
+runtime runs by default: INT8 where a network passed ``benchmarks/int8_trial.py``); reports, per
+task, the share of faces
 whose label agrees with torch, the largest probability difference, and each backend's accuracy
 against the dataset labels (on the faces YuNet finds). The split files come from
 ``salface splits utkface|ferplus`` (``cache/splits``). Writes ``docs/benchmarks/onnx_parity.json``
@@ -40,7 +42,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--splits", type=Path, default=ROOT / "cache" / "splits")
     ap.add_argument("--limit", type=int, default=0, help="first N test faces per dataset (0: all)")
-    ap.add_argument("--variants", default="onnx,onnx_int8")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "onnx_parity")
     args = ap.parse_args()
 
@@ -50,18 +51,19 @@ def main() -> None:
     from salface.pipeline import Analyzer
     from salface.utils import command_line, git_commit, machine
 
-    variants = [v for v in args.variants.split(",")
-                if all(v in bundled_entry(m) for m in set(DEFAULT_MODELS.values()))]
+    variants = ["float", "runtime"]
     report = {"commit": git_commit(), "machine": machine(), "variants": variants,
+              "runtime_variants": {m: bundled_entry(m).get("runtime_variant", "onnx")
+                                   for m in sorted(set(DEFAULT_MODELS.values()))
+                                   | {"mlnet-mobilenetv2-nus"}},
               "command": command_line("python benchmarks/onnx_parity.py"), "datasets": {}}
     for ds, tasks in TASKS.items():
         samples = read_split(args.splits / f"{ds}.jsonl")["test"]
         if args.limit:
             samples = samples[: args.limit]
-        preds = {b: run(Analyzer(tasks=tasks, backend=b), samples) for b in ("torch", "onnx")}
-        for v in variants:
-            if v != "onnx":
-                preds[v] = run(Analyzer(tasks=tasks, backend="onnx", variant=v), samples)
+        preds = {"torch": run(Analyzer(tasks=tasks, backend="torch"), samples),
+                 "float": run(Analyzer(tasks=tasks, backend="onnx", variant="onnx"), samples),
+                 "runtime": run(Analyzer(tasks=tasks, backend="onnx", variant="auto"), samples)}
         found = [i for i, p in enumerate(preds["torch"]) if p is not None]
         rows = {}
         for t in tasks:
@@ -80,7 +82,9 @@ def main() -> None:
         report["datasets"][ds] = {"test_images": len(samples), "faces_found": len(found), "tasks": rows}
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# ONNX files vs torch networks on the test splits (commit {report['commit']})", "",
-             f"Machine: {report['machine']}. Command: `{report['command']}`.", "",
+             f"Machine: {report['machine']}. Command: `{report['command']}`. `float`: every network's "
+             f"float ONNX file; `runtime`: the files the runtime runs by default "
+             f"({', '.join(f'{k}: {v}' for k, v in report['runtime_variants'].items())}).", "",
              "| dataset | task | faces | variant | label agreement with torch | disagreements | max prob. diff | accuracy (torch) |",
              "|---|---|---|---|---|---|---|---|"]
     for ds, d in report["datasets"].items():

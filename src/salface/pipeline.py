@@ -118,6 +118,11 @@ class Analyzer:
     threads:
         Intra-op threads of each network (``None``: ``$SALFACE_THREADS``, else the backend's
         default).
+    variant:
+        Which ONNX file each network runs: ``"auto"`` (default) the one its manifest entry names
+        (INT8 for the networks whose quantised copy kept val accuracy within 0.3 points,
+        ``docs/benchmarks/int8_trial.md``; float otherwise), ``"onnx"`` always float,
+        ``"onnx_int8"`` always INT8 (where bundled).
     prefetch:
         Decode and detect the next images in a background thread while the networks run on the
         current batch (results still come in input order). ``False`` does everything in the
@@ -146,7 +151,7 @@ class Analyzer:
         max_faces: int | None = None,
         detector_options: dict[str, Any] | None = None,
         prefetch: bool = True,
-        variant: str = "onnx",
+        variant: str = "auto",
     ) -> None:
         for t in tasks:
             if t not in TASKS:
@@ -178,7 +183,7 @@ class Analyzer:
         if isinstance(spec, SaliencyModel):
             return spec
         if spec not in self._saliency_models:
-            options = {"threads": self.threads} if spec == "mlnet" else {}
+            options = {"threads": self.threads, "variant": self.variant} if spec == "mlnet" else {}
             self._saliency_models[spec] = get_saliency(spec, device=self.device,
                                                        backend=self.backend, **options)
         return self._saliency_models[spec]

@@ -61,14 +61,18 @@ def check_device(device: str) -> str:
 
 
 def load_network(name: str, backend: str, device: str = "cpu", threads: int | None = None,
-                 variant: str = "onnx") -> tuple[Network, str]:
+                 variant: str = "auto") -> tuple[Network, str]:
     """``(network, device used)`` for bundled model ``name`` (a classifier or ML-Net) on
-    ``backend`` (already resolved). ``variant`` picks the ONNX file: ``"onnx"`` (float) or
-    ``"onnx_int8"`` (quantised, where bundled)."""
+    ``backend`` (already resolved). ``variant`` picks the ONNX file: ``"auto"`` the one the
+    manifest says the runtime runs (``runtime_variant``: INT8 where it passed its trial, see
+    ``docs/benchmarks/int8_trial.md``; otherwise float), ``"onnx"`` float, ``"onnx_int8"``
+    quantised."""
     if backend == "onnx":
-        from ..hub import bundled_file
+        from ..hub import bundled_entry, bundled_file
         from .onnxrt import OrtNetwork
 
+        if variant == "auto":
+            variant = bundled_entry(name).get("runtime_variant", "onnx")
         net = OrtNetwork(bundled_file(name, variant), device=device, threads=threads)
         return net, net.device
     if backend == "torch":

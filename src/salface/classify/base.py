@@ -96,7 +96,7 @@ class Classifier:
 
 def load_classifier(name: str = "default-age-gender", *, backend: str = "auto",
                     device: str = "cpu", threads: int | None = None,
-                    variant: str = "onnx") -> Classifier:
+                    variant: str = "auto") -> Classifier:
     """Bundled classifier ``name`` on ``backend`` (``"auto"``: ONNX Runtime). Its files are
     checked against the manifest's SHA-256; a model that was never shipped raises
     :class:`~salface.errors.MissingModelError` (salface never predicts with untrained weights)."""

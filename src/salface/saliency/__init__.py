@@ -44,7 +44,8 @@ def get_saliency(name: str, device: str = "cpu", backend: str = "auto", **option
     ``options`` for ``mlnet``: ``model`` (bundled model name, default
     ``"mlnet-mobilenetv2-nus"``), ``input_size`` (resize crops to this size first; default: run
     at each crop's own resolution), ``scene=True`` (use the training size, for whole scenes),
-    ``batch_size``, ``threads``, ``blur`` / ``floor`` (override the bundled post-processing).
+    ``batch_size``, ``threads``, ``variant`` (ONNX file: ``"auto"``, ``"onnx"``, ``"onnx_int8"``),
+    ``blur`` / ``floor`` (override the bundled post-processing).
     For ``centre``: ``sigma``.
     """
     key = _ALIASES.get(name.lower().strip(), name.lower().strip())
@@ -62,6 +63,7 @@ def get_saliency(name: str, device: str = "cpu", backend: str = "auto", **option
             input_size = tuple(bundled_entry(model_name).get("config", {}).get("train_size", (256, 256)))
         model = load_mlnet_runtime(model_name, backend=backend, device=device,
                                    threads=options.pop("threads", None), input_size=input_size,
+                                   variant=options.pop("variant", "auto"),
                                    blur=options.pop("blur", None), floor=options.pop("floor", None))
         if "batch_size" in options:
             model.batch_size = int(options.pop("batch_size"))

@@ -75,8 +75,9 @@ class MLNetRuntime(SaliencyModel):
 def load_mlnet_runtime(name: str = DEFAULT_MODEL_NAME, *, backend: str = "auto",
                        device: str = "cpu", threads: int | None = None,
                        input_size: int | tuple[int, int] | None = None, blur: float | None = None,
-                       floor: float | None = None) -> MLNetRuntime:
-    """Bundled ML-Net ``name`` (checksum-verified) on ``backend`` (``"auto"``: ONNX Runtime)."""
+                       floor: float | None = None, variant: str = "auto") -> MLNetRuntime:
+    """Bundled ML-Net ``name`` (checksum-verified) on ``backend`` (``"auto"``: ONNX Runtime;
+    ``variant``: see :func:`salface.backends.load_network`)."""
     from ..backends import load_network, resolve_backend
     from ..hub import bundled_entry
 
@@ -84,7 +85,7 @@ def load_mlnet_runtime(name: str = DEFAULT_MODEL_NAME, *, backend: str = "auto",
     if entry.get("kind") != "saliency":
         raise ValueError(f"bundled model {name!r} is a {entry.get('kind')!r} model, not saliency")
     resolved = resolve_backend(backend)
-    net, used = load_network(name, resolved, device=device, threads=threads)
+    net, used = load_network(name, resolved, device=device, threads=threads, variant=variant)
     post = entry.get("config", {}).get("postprocess", {})
     return MLNetRuntime(net, model_name=name, input_size=input_size, backend=resolved, device=used,
                         blur=float(post.get("blur", 0.0)) if blur is None else blur,
