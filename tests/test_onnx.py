@@ -49,11 +49,11 @@ def test_classifier_onnx_matches_torch(name, crops):
     from salface.classify import load_classifier
     from salface.saliency import get_saliency
 
-    onnx_clf = load_classifier(name, backend="onnx")
+    onnx_clf = load_classifier(name, backend="onnx", variant="onnx")  # the float export
     torch_clf = load_classifier(name, backend="torch")
     assert onnx_clf.backend == "onnx" and torch_clf.backend == "torch"
     pixels = onnx_clf.prepare(crops)
-    maps = get_saliency("mlnet", backend="onnx")(pixels)
+    maps = get_saliency("mlnet", backend="onnx", variant="onnx")(pixels)
     for n in (1, len(pixels)):  # batch sizes 1 and 5 through the same dynamic-batch export
         ref = torch_clf.logits(pixels[:n], maps[:n])
         got = onnx_clf.logits(pixels[:n], maps[:n])
@@ -88,7 +88,7 @@ def test_mlnet_runtime_matches_torch_saliency(crops):
     from salface.saliency.mlnet import load_mlnet
 
     reference = load_mlnet()  # the training side's torch SaliencyModel
-    runtime = get_saliency("mlnet", backend="onnx")
+    runtime = get_saliency("mlnet", backend="onnx", variant="onnx")  # the float export
     assert type(runtime).__name__ == "MLNetRuntime" and runtime.backend == "onnx"
     for batch in (crops[:1], crops[:1, 16:80, 16:80], crops):  # dynamic batch and size
         ref, got = reference(batch), runtime(batch)
@@ -109,7 +109,7 @@ def test_bundled_onnx_is_checksum_verified(tmp_path, monkeypatch):
     f.write_bytes(bytes(data))
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(d))
     with pytest.raises(ChecksumError, match="default-expression"):
-        load_classifier("default-expression", backend="onnx")
+        load_classifier("default-expression", backend="onnx", variant="onnx")
     assert W.bundled_status("default-expression", variant="onnx") == "mismatch"
     assert W.bundled_status("default-age-gender", variant="onnx") == "ok"
 
@@ -160,11 +160,15 @@ def test_analyzer_backends_agree(astronaut):
     pytest.importorskip("torch")
     from salface.pipeline import Analyzer
 
-    (ft,), (fo,) = (Analyzer(backend=b).analyze(astronaut) for b in ("torch", "onnx"))
+    (ft,), (fo,), (fr,) = (Analyzer(backend=b, variant=v).analyze(astronaut)
+                           for b, v in (("torch", "auto"), ("onnx", "onnx"), ("onnx", "auto")))
     for task, p in ft.predictions().items():
-        q = fo.predictions()[task]
+        q = fo.predictions()[task]  # float ONNX: the torch numbers
         assert q.label == p.label
         assert max(abs(q.probabilities[k] - v) for k, v in p.probabilities.items()) < 1e-4
+        r = fr.predictions()[task]  # what the runtime runs (INT8 where it passed its trial)
+        assert r.label == p.label
+        assert max(abs(r.probabilities[k] - v) for k, v in p.probabilities.items()) < 0.05
 
 
 def test_runtime_never_imports_torch():
@@ -197,3 +201,24 @@ def test_backend_errors(monkeypatch):
     monkeypatch.setattr("salface.backends._installed", lambda m: False)
     with pytest.raises(DependencyError, match="pip install"):
         Analyzer(detector=GivenBoxes([]), model=None)
+
+
+def test_runtime_runs_the_variant_the_manifest_names():
+    """variant="auto" runs each network's runtime_variant (INT8 where it passed its trial),
+    "onnx" the float file; both files are checksum-verified."""
+    from salface.backends import load_network
+    from salface.classify import load_classifier
+
+    for name, entry in W.load_manifest()["models"].items():
+        if entry.get("kind") not in ("classifier", "saliency"):
+            continue
+        want = entry.get("runtime_variant", "onnx")
+        net, _ = load_network(name, "onnx", variant="auto")
+        assert net.path.name == entry[want]["file"]
+        assert load_network(name, "onnx", variant="onnx")[0].path.name == entry["onnx"]["file"]
+    if "onnx_int8" in W.bundled_entry("default-expression"):
+        x = np.random.default_rng(0).integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+        f, q = (load_classifier("default-expression", variant=v) for v in ("onnx", "onnx_int8"))
+        pf, pq = f.predict(f.prepare(x), None if f.config.saliency == "none" else np.ones((4, 96, 96), np.float32)), \
+            q.predict(q.prepare(x), None if q.config.saliency == "none" else np.ones((4, 96, 96), np.float32))
+        assert np.abs(pf["expression"] - pq["expression"]).max() < 0.5  # a close copy, not the same

@@ -81,7 +81,7 @@ def test_corrupt_weights_are_rejected(tmp_path, monkeypatch, backend, variant):
     (tmp_path / fname).write_bytes(bytes(data))
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path))
     with pytest.raises(ChecksumError, match=DEFAULT_MODEL_NAME):
-        get_saliency("mlnet", backend=backend)
+        get_saliency("mlnet", backend=backend, **({"variant": variant} if variant else {}))
 
 
 @pytest.fixture
