@@ -146,7 +146,7 @@ def test_explain_reports_the_probabilities_of_analyze(astronaut, tmp_path):
     path = tmp_path / "astronaut.png"
     skimage.io.imsave(path, astronaut)
     (ex,) = explain_images([path], tmp_path / "out", shipped_models(), detector="yunet")
-    (face,) = Analyzer(backend="torch").analyze(astronaut)
+    (face,) = Analyzer().analyze(astronaut)
     for task, p in face.predictions().items():
         assert ex.predictions[task]["label"] == p.label
         assert ex.predictions[task]["confidence"] == pytest.approx(p.confidence, abs=1e-4)

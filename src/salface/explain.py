@@ -173,6 +173,9 @@ class ExplainModel:
     tasks: tuple[str, ...]
     saliency: Any = None
     source: str = ""
+    runtime: Any = None
+    """For a shipped model, the :class:`salface.classify.Classifier` that ``analyze`` runs (its
+    probabilities are reported; the torch ``model`` only draws the CAMs)."""
 
 
 @dataclass
@@ -200,9 +203,12 @@ def shipped_models(tasks: Sequence[str] = ("age", "gender", "expression"), devic
         names.setdefault(DEFAULT_MODELS[t], []).append(t)
     out = []
     for name, want in names.items():
+        from .classify import load_classifier as load_runtime
+
         net, cfg = load_classifier(name, device=device)
         sal = None if cfg.saliency == "none" else get_saliency(cfg.saliency, device=device)
-        out.append(ExplainModel(net, cfg, tuple(t for t in want if t in cfg.tasks), sal, f"bundled:{name}"))
+        out.append(ExplainModel(net, cfg, tuple(t for t in want if t in cfg.tasks), sal, f"bundled:{name}",
+                                runtime=load_runtime(name, device=device)))
     return out
 
 
@@ -252,7 +258,7 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
                 # the runtime's own forward path (salface.classify), so the probabilities are the
                 # calibrated, flip-averaged ones `analyze` reports; the map is of the RGB crop, as there
                 sal = em.saliency(crop.pixels[None]) if em.saliency is not None else None
-                clf = Classifier(em.source, cfg, TorchNetwork(em.model, device))
+                clf = em.runtime or Classifier(em.source, cfg, TorchNetwork(em.model, device))
                 px = clf.prepare(crop.pixels[None])
                 probs = clf.predict(px, sal)
                 if mi == 0:
