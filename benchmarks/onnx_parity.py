@@ -54,8 +54,7 @@ def main() -> None:
     variants = ["float", "runtime"]
     report = {"commit": git_commit(), "machine": machine(), "variants": variants,
               "runtime_variants": {m: bundled_entry(m).get("runtime_variant", "onnx")
-                                   for m in sorted(set(DEFAULT_MODELS.values()))
-                                   | {"mlnet-mobilenetv2-nus"}},
+                                   for m in sorted(set(DEFAULT_MODELS.values()) | {"mlnet-mobilenetv2-nus"})},
               "command": command_line("python benchmarks/onnx_parity.py"), "datasets": {}}
     for ds, tasks in TASKS.items():
         samples = read_split(args.splits / f"{ds}.jsonl")["test"]
