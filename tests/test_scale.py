@@ -207,3 +207,21 @@ def test_cli_scale_writes_the_rows_and_exits_1_for_bad_files(ray_local, folder, 
         assert_same(rows[src], ref)
     res = CliRunner().invoke(app, ["scale", str(folder), "--out", str(tmp_path / "r.csv")])
     assert res.exit_code == 2 and "parquet or" in res.output
+
+
+def test_cli_analyze_ray_is_the_same_engine(ray_local, folder, reference, tmp_path):
+    """`salface analyze --ray local -o F` runs the Ray engine: the same rows as the reference."""
+    from typer.testing import CliRunner
+
+    from salface.cli import app
+
+    out = tmp_path / "analyze.parquet"
+    res = CliRunner().invoke(app, ["analyze", str(folder), "--ray", "local", "--output", str(out),
+                                   "--batch-size", "3", "--no-progress"])
+    assert res.exit_code == 1, res.output  # the folder holds two bad files: error rows
+    rows = {r["source"]: r for r in scale.read_results(out)}
+    assert set(rows) == set(reference)
+    for src, ref in reference.items():
+        assert_same(rows[src], ref)
+    res = CliRunner().invoke(app, ["analyze", str(folder), "--ray", "local"])
+    assert res.exit_code == 2 and "--output" in res.output

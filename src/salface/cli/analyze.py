@@ -339,6 +339,10 @@ def register(app: typer.Typer) -> None:
                                                  "to this image (needs matplotlib)."),
         progress: bool = typer.Option(True, "--progress/--no-progress",
                                       help="Show a progress bar on stderr."),
+        ray_address: Optional[str] = typer.Option(
+            None, "--ray", help="Run on a Ray cluster instead (local, auto, ray://HEAD:10001): "
+                                "images only, results to --output (*.parquet or *.jsonl); the "
+                                "same as `salface scale` (pip install salface[scale])."),
     ) -> None:
         """Detect every face, crop it with a 30 % margin, weight it by its saliency map and
         classify age group, gender and expression — in images, video files and camera frames.
@@ -355,6 +359,16 @@ def register(app: typer.Typer) -> None:
         from ..pipeline import Analyzer
         from ..utils import optional_import
 
+        if ray_address is not None:  # the cluster engine: one Analyzer per Ray actor
+            from .scale import run_scale
+
+            if output is None or camera is not None:
+                raise _usage("--ray needs --output results.parquet|.jsonl and image paths")
+            run_scale(paths or [], output, ray_address=ray_address, detector=detector,
+                      tasks=tasks, model=model, detect_only=detect_only, device=device,
+                      backend=backend, threads=threads, batch_size=batch_size,
+                      max_faces=max_faces, progress=progress)
+            return
         items = expand_inputs(paths or [])
         if camera is not None:
             items.append(camera)

@@ -59,31 +59,48 @@ def register(app: typer.Typer) -> None:
         Exit code 0: every image was analysed; 1: some inputs are error rows; 2: usage, model or
         cluster problems (no output written).
         """
-        from .. import scale
+        run_scale(paths, out, ray_address=ray_address, workers=workers,
+                  images_per_call=images_per_call, cpus_per_worker=cpus_per_worker,
+                  gpus_per_worker=gpus_per_worker, num_cpus=num_cpus, path_column=path_column,
+                  bytes_column=bytes_column, detector=detector, tasks=tasks, model=model,
+                  detect_only=detect_only, device=device, backend=backend, threads=threads,
+                  batch_size=batch_size, max_faces=max_faces, progress=progress)
 
-        try:
-            scale.output_format(out)
-            scale.require_ray()
-        except (ValueError, ImportError) as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(2)
-        kwargs = {"detector": detector, "model": None if detect_only else model,
-                  "tasks": tuple(t.strip() for t in tasks.split(",") if t.strip()),
-                  "device": device, "backend": backend, "batch_size": batch_size,
-                  "max_faces": max_faces}
-        if threads is not None:
-            kwargs["threads"] = threads
-        try:
-            summary = scale.analyze_dataset(
-                paths, out, address=ray_address, analyzer_kwargs=kwargs, num_workers=workers,
-                batch_size=images_per_call, cpus_per_worker=cpus_per_worker,
-                gpus_per_worker=gpus_per_worker, path_column=path_column,
-                bytes_column=bytes_column, num_cpus=num_cpus, progress=progress)
-        except Exception as exc:  # cluster, model or set-up failure: Ray wraps the worker's error
-            err.print(f"[red]error:[/red] {escape(f'{type(exc).__name__}: {exc}')}")
-            raise typer.Exit(2)
-        err.print(escape(json.dumps(summary.to_dict())))
-        if summary.errors:
-            err.print(f"[yellow]{summary.errors} of {summary.images} inputs failed "
-                      f"(rows with an error in {out})[/yellow]")
-            raise typer.Exit(1)
+
+def run_scale(paths: list[str], out: Path, *, ray_address: str = "local",
+              workers: Optional[int] = None, images_per_call: int = 32, cpus_per_worker: float = 1.0,
+              gpus_per_worker: float = 0.0, num_cpus: Optional[int] = None,
+              path_column: Optional[str] = None, bytes_column: Optional[str] = None,
+              detector: str = "yunet", tasks: str = "age,gender,expression", model: str = "default",
+              detect_only: bool = False, device: str = "cpu", backend: str = "auto",
+              threads: Optional[int] = None, batch_size: int = 64, max_faces: Optional[int] = None,
+              progress: bool = True) -> None:
+    """The body of ``salface scale`` (also ``salface analyze --ray``); exits with its code."""
+    from .. import scale
+
+    try:
+        scale.output_format(out)
+        scale.require_ray()
+    except (ValueError, ImportError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2)
+    kwargs = {"detector": detector, "model": None if detect_only else model,
+              "tasks": tuple(t.strip() for t in tasks.split(",") if t.strip()),
+              "device": device, "backend": backend, "batch_size": batch_size,
+              "max_faces": max_faces}
+    if threads is not None:
+        kwargs["threads"] = threads
+    try:
+        summary = scale.analyze_dataset(
+            paths, out, address=ray_address, analyzer_kwargs=kwargs, num_workers=workers,
+            batch_size=images_per_call, cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker, path_column=path_column,
+            bytes_column=bytes_column, num_cpus=num_cpus, progress=progress)
+    except Exception as exc:  # cluster, model or set-up failure: Ray wraps the worker's error
+        err.print(f"[red]error:[/red] {escape(f'{type(exc).__name__}: {exc}')}")
+        raise typer.Exit(2)
+    err.print(escape(json.dumps(summary.to_dict())))
+    if summary.errors:
+        err.print(f"[yellow]{summary.errors} of {summary.images} inputs failed "
+                  f"(rows with an error in {out})[/yellow]")
+        raise typer.Exit(1)
