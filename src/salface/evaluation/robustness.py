@@ -1109,18 +1109,18 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike, stem: str) 
 # ============================================================================ provenance
 
 def model_info(analyzer: Any) -> list[dict[str, Any]]:
-    """Name, role and SHA-256 of every model the Analyzer runs (classifiers, saliency, detector)."""
+    """Name, role, the SHA-256 of the model's manifest entry and the file that actually ran (the
+    ONNX / INT8 file on the ONNX backend) with its SHA-256, for every model the Analyzer runs."""
     from ..hub import bundled_entry, sha256_file
 
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for g in getattr(analyzer, "groups", []):
         cfg = g.config
-        roles = [(cfg.name, "classifier: " + ", ".join(g.tasks))]
-        if cfg.saliency == "mlnet":
-            from ..saliency.mlnet import DEFAULT_MODEL_NAME
-            roles.append((DEFAULT_MODEL_NAME, "saliency"))
-        for name, role in roles:
+        parts = [(cfg.name, "classifier: " + ", ".join(g.tasks), g.classifier.network)]
+        if g.saliency is not None and getattr(g.saliency, "model_name", None):
+            parts.append((g.saliency.model_name, "saliency", getattr(g.saliency, "network", None)))
+        for name, role, net in parts:
             if name in seen:
                 continue
             seen.add(name)
@@ -1128,7 +1128,11 @@ def model_info(analyzer: Any) -> list[dict[str, Any]]:
                 sha = bundled_entry(name).get("sha256", "unknown")
             except Exception as exc:   # provenance must not stop a finished benchmark
                 sha = f"unknown ({exc})"
-            out.append({"name": name, "role": role, "sha256": sha})
+            rec = {"name": name, "role": role, "sha256": sha}
+            ran = getattr(net, "path", None)
+            if ran is not None:
+                rec.update(file=Path(ran).name, file_sha256=sha256_file(ran))
+            out.append(rec)
     path = getattr(analyzer.detector, "model_path", None)
     if path is not None:
         out.append({"name": Path(path).name, "role": f"detector ({analyzer.detector.name})",
