@@ -145,7 +145,7 @@ class Analyzer:
         device: str = "cpu",
         backend: str = "auto",
         threads: int | None = None,
-        batch_size: int = 16,
+        batch_size: int = 12,
         return_saliency: bool = False,
         keep_images: bool = False,
         max_faces: int | None = None,
