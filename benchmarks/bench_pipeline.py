@@ -33,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "utkface")
     ap.add_argument("--limit", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=12)
     ap.add_argument("--threads", type=int, default=None, help="intra-op threads per network")
     ap.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"))
     ap.add_argument("--variant", default="auto", choices=("auto", "onnx", "onnx_int8"),
