@@ -80,14 +80,14 @@ def test_numpy_input_matches_training_tensor(crops):
 
 
 def test_mlnet_runtime_matches_torch_saliency(crops):
-    """ML-Net through ONNX Runtime + cv2 upsampling gives the maps of the torch implementation
-    (torch network + F.interpolate), at several batch sizes and crop sizes."""
+    """ML-Net's float ONNX file gives the maps of the torch network (the same NumPy pre- and
+    post-processing around both), at several batch sizes and crop sizes."""
     _need("mlnet-mobilenetv2-nus")
     pytest.importorskip("torch")
     from salface.saliency import get_saliency
     from salface.saliency.mlnet import load_mlnet
 
-    reference = load_mlnet()  # the training side's torch SaliencyModel
+    reference = load_mlnet()  # the torch network (training side)
     runtime = get_saliency("mlnet", backend="onnx", variant="onnx")  # the float export
     assert type(runtime).__name__ == "MLNetRuntime" and runtime.backend == "onnx"
     for batch in (crops[:1], crops[:1, 16:80, 16:80], crops):  # dynamic batch and size

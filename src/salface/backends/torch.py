@@ -70,7 +70,7 @@ def load_torch_network(name: str, device: str = "cpu", threads: int | None = Non
     if kind == "saliency":
         from ..saliency.mlnet import load_mlnet
 
-        return TorchNetwork(load_mlnet(name, device=device).net, device, "saliency"), device
+        return load_mlnet(name, device=device).network, device
     raise ValueError(f"bundled model {name!r} is a {kind!r} model, not a network")
 
 

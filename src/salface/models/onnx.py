@@ -77,7 +77,7 @@ def _torch_network(name: str, directory: str | os.PathLike | None = None
             raise ValueError("ML-Net is read from the bundled folder only (set SALFACE_BUNDLED_DIR)")
         from ..saliency.mlnet import load_mlnet
 
-        return load_mlnet(name).net.eval(), kind, entry
+        return load_mlnet(name).network.module.eval(), kind, entry
     raise ValueError(f"bundled model {name!r} is a {kind!r} model; only classifiers and "
                      "saliency models are exported")
 

@@ -238,54 +238,18 @@ def to_input(crops: np.ndarray) -> torch.Tensor:
 # ------------------------------------------------------------------------ SaliencyModel
 
 
-class MLNetSaliency(SaliencyModel):
-    """A trained ML-Net as a :class:`SaliencyModel`.
+def MLNetSaliency(net: MLNet, input_size: int | tuple[int, int] | None = None, device: str = "cpu",
+                  batch_size: int = 64, model_name: str = DEFAULT_MODEL_NAME, blur: float = 0.0,
+                  floor: float = 0.0) -> SaliencyModel:
+    """A torch ML-Net (e.g. a training checkpoint) as a :class:`SaliencyModel`: the runtime's own
+    :class:`~salface.saliency.mlnet_runtime.MLNetRuntime` (NumPy pre/post-processing, one path for
+    every backend) over the network on ``device``."""
+    from ..backends.torch import TorchNetwork
+    from .mlnet_runtime import MLNetRuntime
 
-    ``input_size=None`` (default) runs the network at each crop's own resolution (face crops of
-    96–128 px); an integer or ``(H, W)`` resizes the crops to that size first (scenes: the
-    training size) and upsamples the maps back. Batches are split into ``batch_size`` chunks.
-    """
-
-    name = "mlnet"
-
-    def __init__(self, net: MLNet, input_size: int | tuple[int, int] | None = None,
-                 device: str = "cpu", batch_size: int = 64, model_name: str = DEFAULT_MODEL_NAME,
-                 blur: float = 0.0, floor: float = 0.0) -> None:
-        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
-        self.device = torch.device(device)
-        if isinstance(input_size, int):
-            input_size = (input_size, input_size)
-        self.input_size = input_size
-        self.batch_size = int(batch_size)
-        self.model_name = model_name
-        self.blur = float(blur)
-        self.floor = float(floor)
-
-    @torch.inference_mode()
-    def _raw(self, crops: np.ndarray) -> np.ndarray:
-        import cv2
-
-        n, h, w = crops.shape[:3]
-        if self.input_size is not None and (h, w) != tuple(self.input_size):
-            ih, iw = self.input_size
-            interp = cv2.INTER_AREA if (h > ih or w > iw) else cv2.INTER_LINEAR
-            crops = np.stack([cv2.resize(c, (iw, ih), interpolation=interp) for c in crops])
-        out = []
-        for s in range(0, n, self.batch_size):
-            x = to_input(crops[s:s + self.batch_size]).to(self.device)
-            y = self.net(x)
-            y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-            out.append(y[:, 0].float().cpu().numpy())
-        return np.concatenate(out)
-
-    def predict(self, crops: np.ndarray) -> np.ndarray:
-        arr = np.asarray(crops)
-        if arr.dtype != np.uint8:
-            raise ValueError(f"expected uint8 crops, got dtype {arr.dtype}")
-        if arr.shape[1] < 16 or arr.shape[2] < 16:
-            raise ValueError(f"crops must be at least 16×16 px for ML-Net, got {arr.shape[1:3]}")
-        raw = self._raw(arr)
-        return np.stack([postprocess(m, self.blur, self.floor) for m in raw]).astype(np.float32)
+    return MLNetRuntime(TorchNetwork(net, str(device), "saliency"), model_name=model_name,
+                        blur=blur, floor=floor, input_size=input_size, batch_size=batch_size,
+                        backend="torch", device=str(device))
 
 
 def bundle_state(net: MLNet) -> dict[str, torch.Tensor]:
@@ -296,8 +260,9 @@ def bundle_state(net: MLNet) -> dict[str, torch.Tensor]:
 
 def load_mlnet(name: str = DEFAULT_MODEL_NAME, device: str = "cpu",
                input_size: int | tuple[int, int] | None = None, blur: float | None = None,
-               floor: float | None = None) -> MLNetSaliency:
-    """Load bundled ML-Net ``name`` (checksum-verified via the manifest).
+               floor: float | None = None) -> SaliencyModel:
+    """Load bundled ML-Net ``name`` (checksum-verified via the manifest) as a torch
+    :class:`SaliencyModel` (its network: ``.network.module``).
 
     Raises :class:`salface.hub.MissingModelError` when the weights have not been
     trained/shipped (never a randomly initialised network) and
