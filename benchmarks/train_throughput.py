@@ -4,7 +4,7 @@ one-thread runs side by side (what ``salface experiment --jobs N`` does).
     python benchmarks/train_throughput.py [--size 96] [--batch 64] [--steps 15]
 
 The training step of the default age-gender recipe (MobileNetV2, first two blocks frozen,
-channels-last memory as in ``salface.train``, AdamW) on random batches at ``--size`` px, so data
+channels-last memory as in ``salface.training.train``, AdamW) on random batches at ``--size`` px, so data
 loading is left out: this measures only how well the
 network's forward and backward passes use the cores. Each configuration runs in fresh processes;
 the first 3 steps are warm-up. Writes ``docs/benchmarks/train_throughput.json``. Run it with

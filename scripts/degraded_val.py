@@ -1,5 +1,5 @@
 """Val accuracy of training runs on clean crops and on crops damaged by the training-time
-"wild" augmentation (salface.augment, fixed seed) — a quick in-distribution check, not the
+"wild" augmentation (salface.training.augment, fixed seed) — a quick in-distribution check, not the
 robustness benchmark (`salface robustness` re-renders whole test photos; this damages cached
 crops with the very distribution the wild recipe trains on, so it favours that recipe).
 
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salface.augment import degrade_batch
-from salface.cache import open_crop_cache
+from salface.training.augment import degrade_batch
+from salface.training.cache import open_crop_cache
 from salface.evaluate import evaluate_arrays
-from salface.presets import Augment
-from salface.train import augment_batch, load_run
+from salface.training.presets import Augment
+from salface.training.train import augment_batch, load_run
 
 
 def damaged(crops: np.ndarray, maps: np.ndarray | None, face_w: np.ndarray, seed: int):

@@ -76,7 +76,7 @@ def main() -> int:
     if not packs and args.fer_full_pack is None:
         ap.error("give --utk-pack, --fer-pack and/or --fer-full-pack")
 
-    from salface.cache import unpack_cache
+    from salface.training.cache import unpack_cache
     from salface.experiments import Settings, cam_specs, onoff_specs, train_runs
 
     t0 = time.time()

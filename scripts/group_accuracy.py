@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from salface.cache import open_crop_cache
+from salface.training.cache import open_crop_cache
 from salface.evaluate import read_per_image
-from salface.sampling import UTKFACE_RACES, utkface_race
+from salface.training.sampling import UTKFACE_RACES, utkface_race
 
 _AGE = re.compile(r"^(\d+)_")
 

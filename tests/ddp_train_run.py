@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from salface.presets import get_preset
+from salface.training.presets import get_preset
 
 
 def tiny_preset():
@@ -19,7 +19,7 @@ def tiny_preset():
 
 def recording_shards(monkeypatch_setattr=setattr) -> list[list[int]]:
     """Record the sample indices of every batch share this process trains on."""
-    from salface.distributed import DistContext
+    from salface.training.distributed import DistContext
 
     seen: list[list[int]] = []
     original = DistContext.shard
@@ -38,7 +38,7 @@ if __name__ == "__main__":
     import os
     from pathlib import Path
 
-    from salface.train import train
+    from salface.training.train import train
 
     cache, out = sys.argv[1], sys.argv[2]
     seen = recording_shards()

@@ -1,11 +1,11 @@
-"""Photo-like training augmentation (salface.augment): determinism and each kind of damage."""
+"""Photo-like training augmentation (salface.training.augment): determinism and each kind of damage."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from salface.augment import DEFAULT_WILD, WildAugment, degrade, degrade_batch
+from salface.training.augment import DEFAULT_WILD, WildAugment, degrade, degrade_batch
 
 OFF = dict(p_lowres=0.0, p_blur=0.0, p_noise=0.0, p_exposure=0.0, p_cast=0.0, p_gray=0.0,
            p_jpeg=0.0, p_occlude=0.0)

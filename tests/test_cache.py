@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from salface import cache as cache_mod
-from salface.cache import (CacheError, apply_split_file, build_crop_cache, build_saliency_cache,
+from salface.training.cache import (CacheError, apply_split_file, build_crop_cache, build_saliency_cache,
                            open_crop_cache)
 from salface.data.base import Sample
 from salface.saliency.base import SaliencyModel

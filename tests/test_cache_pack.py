@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from salface.cache import (CacheError, build_crop_cache, open_crop_cache, pack_cache, unpack_cache,
+from salface.training.cache import (CacheError, build_crop_cache, open_crop_cache, pack_cache, unpack_cache,
                            write_soft_targets)
 from salface.data.base import Sample
 

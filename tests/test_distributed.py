@@ -1,4 +1,4 @@
-"""DDP training (salface.distributed): two Gloo processes under torchrun train the weights of one
+"""DDP training (salface.training.distributed): two Gloo processes under torchrun train the weights of one
 process with the same seed and global batch; the hooks' arithmetic on its own."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from salface.distributed import DistContext, setup_distributed
+from salface.training.distributed import DistContext, setup_distributed
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,7 +49,7 @@ def _tiny_cache(root: Path, n_train: int = 32, n_val: int = 8):
     """Synthetic 48 px gray faces-to-be: a bright blob whose place depends on the label."""
     from PIL import Image
 
-    from salface.cache import build_crop_cache
+    from salface.training.cache import build_crop_cache
     from salface.data.base import Sample
 
     rng = np.random.default_rng(0)
@@ -75,7 +75,7 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     sys.path.insert(0, str(HERE))
     from ddp_train_run import recording_shards, tiny_preset
 
-    from salface.train import train
+    from salface.training.train import train
 
     cache = _tiny_cache(tmp_path / "data")
     batches = recording_shards(monkeypatch.setattr)

@@ -83,12 +83,12 @@ def test_per_image_round_trip_and_paired_comparison(tmp_path):
 
 def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
     from salface import presets
-    from salface.cache import build_crop_cache
+    from salface.training.cache import build_crop_cache
     from salface.data.base import Sample
     from salface.evaluation.runs import evaluate_run
     from salface.evaluation.ship import ship_run
     from salface.models.registry import load_classifier
-    from salface.train import train
+    from salface.training.train import train
 
     root = shared("data", "ferplus", "FER2013Test")
     names = sorted(p.name for p in root.glob("fer*.png"))[:20]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from salface.cache import build_crop_cache
+from salface.training.cache import build_crop_cache
 from salface.data.base import Sample
 from salface.experiments import (RunSpec, Settings, adience, affectnet, backbones, cache_view, cam_experiment,
                                  fairness, file_lock, heads, ratio_sweep, run_one, saliency_onoff, saliency_source,
@@ -64,7 +64,7 @@ def settings(caches, tmp_path):
 
 
 def test_subset_and_view(caches):
-    from salface.cache import open_crop_cache
+    from salface.training.cache import open_crop_cache
 
     cc = open_crop_cache(caches["utk"])
     idx = subset_index(cc, {"train": 5, "val": None, "test": 3})
@@ -78,7 +78,7 @@ def test_subset_and_view(caches):
 
 def test_view_carries_the_rows_of_its_label_distributions(caches, tmp_path):
     """A subset's soft targets are its own rows, not the parent's whole array (FER+ votes)."""
-    from salface.cache import open_crop_cache
+    from salface.training.cache import open_crop_cache
 
     root = tmp_path / "fer"
     shutil.copytree(caches["fer"], root)
@@ -124,8 +124,8 @@ def test_run_one_resumes_an_interrupted_run(settings):
     spec = RunSpec(dataset="utkface", cache=str(settings.utk_cache), tasks=("gender",), saliency="none",
                    epochs=2, train_limit=None, val_limit=None, test_limit=None, batch_size=8, max_steps=1,
                    pretrained=False)
-    from salface.cache import open_crop_cache
-    from salface.train import train
+    from salface.training.cache import open_crop_cache
+    from salface.training.train import train
     from salface.experiments.runs import _preset_for
 
     cc = open_crop_cache(settings.utk_cache)
@@ -188,7 +188,7 @@ def test_cam_of_a_bundled_model_needs_a_cache_of_its_input(settings, caches, tmp
     c96 = build_crop_cache(samples, tmp_path / "utk96", size=96, tasks=("age", "gender"), progress=False,
                            splits=["test"] * len(samples),
                            detector_kwargs={"model_path": str(caches["yunet"])})
-    from salface.cache import build_saliency_cache
+    from salface.training.cache import build_saliency_cache
     from salface.saliency import get_saliency
     build_saliency_cache(c96, "mlnet", model=get_saliency("mlnet"), progress=False)
     settings.utk_cache = c96.root
@@ -300,7 +300,7 @@ def test_cli_experiment_and_explain_errors(settings, caches, tmp_path, monkeypat
 
 def test_paper_presets_train_from_scratch_without_imagenet_weights(settings, monkeypatch):
     from salface.experiments import runs
-    from salface.presets import get_preset
+    from salface.training.presets import get_preset
 
     monkeypatch.setattr(runs, "_weights_available", lambda b: False)
     p = runs._protocol_preset(get_preset("saf-bage", ("age", "gender")), settings, 96)

@@ -1,4 +1,4 @@
-"""Balanced sampling, the ordinal age loss and the EMA of weights (salface.sampling)."""
+"""Balanced sampling, the ordinal age loss and the EMA of weights (salface.training.sampling)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from salface.sampling import (ModelEMA, OrdinalLoss, balance_weights, balanced_order,
+from salface.training.sampling import (ModelEMA, OrdinalLoss, balance_weights, balanced_order,
                               expected_shares, ordinal_targets, stratum_ids, utkface_race)
 
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from salface.cache import build_crop_cache
+from salface.training.cache import build_crop_cache
 from salface.data.base import Sample
-from salface.presets import Augment, get_preset
-from salface.train import augment_batch, class_weights, load_run, lr_factor, train
+from salface.training.presets import Augment, get_preset
+from salface.training.train import augment_batch, class_weights, load_run, lr_factor, train
 
 FER_TEST = "data", "ferplus", "FER2013Test"
 
@@ -108,8 +108,8 @@ def test_train_checkpoints_resume_and_is_repeatable(tiny_cache, tmp_path, monkey
 
 def test_soft_targets_written_and_trained_on(tiny_cache, tmp_path, monkeypatch):
     from salface import presets
-    from salface.cache import CacheError, open_crop_cache, write_soft_targets
-    from salface.train import soft_target_matrix
+    from salface.training.cache import CacheError, open_crop_cache, write_soft_targets
+    from salface.training.train import soft_target_matrix
 
     cc = open_crop_cache(tiny_cache.root)
     labels = cc.task_labels("expression")

@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("timm")
 
-from salface.cache import build_crop_cache, build_saliency_cache  # noqa: E402
+from salface.training.cache import build_crop_cache, build_saliency_cache  # noqa: E402
 from salface.data.base import Sample  # noqa: E402
 from salface.evaluate import evaluate_run  # noqa: E402
-from salface.presets import get_preset  # noqa: E402
-from salface.train import load_run, train  # noqa: E402
+from salface.training.presets import get_preset  # noqa: E402
+from salface.training.train import load_run, train  # noqa: E402
 
 
 @pytest.fixture

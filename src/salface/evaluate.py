@@ -1,7 +1,7 @@
 """Deprecated: evaluation is now the package :mod:`salface.evaluation`; this alias goes in the next
 release. Where each name went:
 
-* :mod:`salface.scoring` (shared with training): ``confusion_matrix``, ``task_metrics``,
+* :mod:`salface.training.scoring` (shared with training): ``confusion_matrix``, ``task_metrics``,
   ``predict_arrays``, ``evaluate_arrays``;
 * :mod:`salface.evaluation.metrics`: ``mean_std``, ``summarize_runs``, ``compact_metrics``;
 * :mod:`salface.evaluation.calibration`: ``calibration_metrics``, ``fit_temperature``;
@@ -25,7 +25,7 @@ from .evaluation.reports import (markdown_report, plot_confusion, plot_curves, r
                                  write_comparison, write_report)
 from .evaluation.runs import TEMPERATURE_KEY, TTA_KEY, evaluate_run
 from .evaluation.ship import ship_run
-from .scoring import confusion_matrix, evaluate_arrays, predict_arrays, task_metrics
+from .training.scoring import confusion_matrix, evaluate_arrays, predict_arrays, task_metrics
 from .utils import git_commit, machine
 
 __all__ = ["confusion_matrix", "task_metrics", "predict_arrays", "evaluate_arrays", "calibration_metrics",
@@ -33,5 +33,5 @@ __all__ = ["confusion_matrix", "task_metrics", "predict_arrays", "evaluate_array
            "markdown_report", "write_report", "read_per_image", "write_comparison", "evaluate_run", "TTA_KEY",
            "TEMPERATURE_KEY", "ship_run", "evaluate_pipeline", "git_commit", "machine"]
 
-warnings.warn("salface.evaluate moved to the package salface.evaluation (and salface.scoring for what training "
+warnings.warn("salface.evaluate moved to the package salface.evaluation (and salface.training.scoring for what training "
               "shares); the old name goes in the next release", DeprecationWarning, stacklevel=2)

@@ -215,7 +215,7 @@ def shipped_models(tasks: Sequence[str] = ("age", "gender", "expression"), devic
 def run_models(run_dirs: Sequence[str | Path], device: str = "cpu") -> list[ExplainModel]:
     """Models of training run folders (their best weights)."""
     from .saliency import get_saliency
-    from .train import load_run
+    from .training.train import load_run
 
     out = []
     for r in run_dirs:

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
     def _guard(fn):
         """Run ``fn``; known failures (a missing cache or model, bad data) become one clear line
         and exit code 2 instead of a traceback."""
-        from ..cache import CacheError
+        from ..training.cache import CacheError
         from ..data.base import DatasetError
         from ..hub import MissingModelError
 

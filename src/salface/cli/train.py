@@ -1,19 +1,15 @@
 """``salface cache …``, ``salface train``, ``salface evaluate`` and ``salface ship``: thin shells
-over :mod:`salface.cache`, :mod:`salface.train` and :mod:`salface.evaluate`."""
+over :mod:`salface.training.cache`, :mod:`salface.training.train` and :mod:`salface.evaluation`."""
 
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-
-def _command_line() -> str:
-    return "salface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+from ..utils import command_line
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +31,7 @@ def register(app: typer.Typer) -> None:
         crop_mode: str = typer.Option("margin", "--crop-mode", help="'margin' (the papers' enlarged box) or 'arcface' (five-landmark similarity alignment to the ArcFace template; --margin is then an extra margin, usually 0; faces without landmarks fall back to the 30 % margin crop)."),
     ) -> None:
         """Detect and crop every sample of a split file once into a cache folder."""
-        from ..cache import build_crop_cache, samples_from_split_file, write_soft_targets
+        from ..training.cache import build_crop_cache, samples_from_split_file, write_soft_targets
 
         samples, names = samples_from_split_file(split_file)
         kw = {"model_path": str(detector_model)} if detector_model else {}
@@ -53,7 +49,7 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(64, "--batch", help="Crops per saliency batch."),
     ) -> None:
         """Compute saliency maps for every cached crop (resumable)."""
-        from ..cache import build_saliency_cache
+        from ..training.cache import build_saliency_cache
 
         m = build_saliency_cache(cache, saliency, batch=batch)
         typer.echo(f"{cache}: {m.shape[0]} {saliency} maps")
@@ -64,7 +60,7 @@ def register(app: typer.Typer) -> None:
         split_file: Path = typer.Option(..., "--split-file", help="Split file whose split assignment to apply."),
     ) -> None:
         """Re-assign a cache's train/val/test membership from a split file (no recomputation)."""
-        from ..cache import apply_split_file
+        from ..training.cache import apply_split_file
 
         typer.echo(json.dumps(apply_split_file(cache, split_file)))
 
@@ -74,7 +70,7 @@ def register(app: typer.Typer) -> None:
         split_file: Path = typer.Option(..., "--split-file", help="Split file the cache was built from."),
     ) -> None:
         """(Re)write a cache's label distributions (FER+ votes) from its split file, without recropping."""
-        from ..cache import samples_from_split_file, write_soft_targets
+        from ..training.cache import samples_from_split_file, write_soft_targets
 
         samples, _ = samples_from_split_file(split_file)
         typer.echo(json.dumps(write_soft_targets(cache, samples)))
@@ -88,7 +84,7 @@ def register(app: typer.Typer) -> None:
         quality: int = typer.Option(95, "--quality", help="JPEG/WebP quality."),
     ) -> None:
         """Pack a crop cache (or a subset) into one compact file, to carry it to another machine."""
-        from ..cache import open_crop_cache, pack_cache
+        from ..training.cache import open_crop_cache, pack_cache
         from ..experiments import subset_index
 
         cc = open_crop_cache(cache)
@@ -110,7 +106,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Crop cache folder to create."),
     ) -> None:
         """Turn a pack back into a crop cache folder (checks the decoded pixels' SHA-256)."""
-        from ..cache import unpack_cache
+        from ..training.cache import unpack_cache
 
         cc = unpack_cache(pack, out)
         info = cc.meta["pack"]
@@ -138,13 +134,13 @@ def register(app: typer.Typer) -> None:
         max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Batches per epoch (a cheaper run: each epoch sees this many batches of its shuffled or balanced draw)."),
     ) -> None:
         """Train a classifier on a crop cache; model selection on its val split."""
-        from ..train import train
+        from ..training.train import train
 
         r = train(preset, cache, out_dir=out, epochs=epochs, seed=seed, resume=resume, device=device,
                   saliency=saliency, ratio=ratio, batch_size=batch_size, lr=lr, threads=threads,
                   pretrained=pretrained, stop_after=stop_after, max_steps=max_steps,
                   tasks=tuple(t for t in tasks.split(",") if t) or None)
-        (Path(out) / "command.txt").write_text(_command_line() + "\n")
+        (Path(out) / "command.txt").write_text(command_line() + "\n")
         typer.echo(f"best val score {r.best_score:.4f} at epoch {r.best_epoch}; weights in {out}/best.safetensors")
 
     @app.command("evaluate")
@@ -159,9 +155,10 @@ def register(app: typer.Typer) -> None:
         calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Fit a temperature per task on val and report ECE / NLL / Brier before and after it (not for --split val); `salface ship` ships it."),
     ) -> None:
         """Accuracy, per-class accuracy, age 1-off, calibration, confusion matrices, curves and a Markdown report."""
-        from ..evaluate import evaluate_run, read_per_image, write_comparison
+        from ..evaluation.reports import read_per_image, write_comparison
+        from ..evaluation.runs import evaluate_run
 
-        cmd = _command_line()
+        cmd = command_line()
         results, per_image = [], []
         for run in runs:
             res, md = evaluate_run(run, split=split, which=which, tta=tta, out_dir=out, cache=cache,
@@ -187,7 +184,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Judge shipped models on images that go through `analyze` end to end (detect, crop, saliency, classify)."""
         from ..data.splits import read_split
-        from ..evaluate import evaluate_pipeline, write_report
+        from ..evaluation.pipeline import evaluate_pipeline
+        from ..evaluation.reports import write_report
         from ..pipeline import Analyzer
 
         samples = read_split(split_file)["val" if split == "valid" else split][:limit]
@@ -198,7 +196,7 @@ def register(app: typer.Typer) -> None:
         det = res.pop("_detection")
         e2e = {t: f"{100 * m['end_to_end_accuracy']:.2f} %" for t, m in res.items()}
         md = write_report(out, f"{name}: analyze end to end on {split_file.name} {split}", res,
-                          command=_command_line(), stem=name,
+                          command=command_line(), stem=name,
                           extra={"images": det["images"], "faces found": f"{det['with_face']} ({100 * det['rate']:.2f} %)",
                                  "accuracy counting no-face images as errors": e2e,
                                  "accuracy below": "over images where the detector found the face"})
@@ -213,7 +211,7 @@ def register(app: typer.Typer) -> None:
         license: str = typer.Option("weights: non-commercial research only (trained on data with those terms)", "--license", help="Licence terms of the weights."),
     ) -> None:
         """Bundle a run's best weights as safetensors + manifest entry (SHA-256)."""
-        from ..evaluate import ship_run
+        from ..evaluation.ship import ship_run
 
         p = ship_run(run, name=name, report=report, data=data, license=license,
                      command=(Path(run) / "command.txt").read_text().strip()

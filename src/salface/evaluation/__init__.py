@@ -9,7 +9,7 @@ changes to its input.
 Evaluation of trained models (was ``salface.evaluate`` and ``salface.stats``, kept as deprecated aliases):
 
 * :mod:`salface.evaluation.metrics` — accuracy, per-class accuracy, confusion matrix, 1-off; mean ± std
-  over runs (the per-task scoring itself is :mod:`salface.scoring`, which training shares);
+  over runs (the per-task scoring itself is :mod:`salface.training.scoring`, which training shares);
 * :mod:`salface.evaluation.calibration` — ECE, NLL, Brier; temperature scaling;
 * :mod:`salface.evaluation.stats` — paired significance tests (McNemar, paired and two-stage bootstraps);
 * :mod:`salface.evaluation.reports` — confusion heat maps, training curves, dated Markdown + JSON reports;

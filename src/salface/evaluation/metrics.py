@@ -1,7 +1,7 @@
 """Metrics of one run and summaries over several.
 
 * :func:`task_metrics` (and :func:`confusion_matrix`) — accuracy, per-class accuracy, confusion
-  matrix, 1-off accuracy for age; defined in :mod:`salface.scoring`, which training shares;
+  matrix, 1-off accuracy for age; defined in :mod:`salface.training.scoring`, which training shares;
 * :func:`mean_std` summarises one metric over seeds or folds (sample standard deviation, ddof=1;
   0 for a single run); :func:`summarize_runs` does it for every task and metric;
 * :func:`compact_metrics` — the accuracies without confusion matrices, for model manifests.
@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..scoring import confusion_matrix, task_metrics
+from ..training.scoring import confusion_matrix, task_metrics
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..labels import labels_for
-from ..scoring import task_metrics
+from ..training.scoring import task_metrics
 from .calibration import calibration_metrics
 
 

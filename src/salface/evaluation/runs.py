@@ -37,9 +37,9 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
 
     import torch
 
-    from ..cache import open_crop_cache
-    from ..scoring import predict_arrays, task_metrics
-    from ..train import load_run
+    from ..training.cache import open_crop_cache
+    from ..training.scoring import predict_arrays, task_metrics
+    from ..training.train import load_run
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     run = Path(run_dir)

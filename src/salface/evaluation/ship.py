@@ -19,7 +19,7 @@ def ship_run(run_dir: str | Path, *, name: str, report: str | Path, data: str, l
     from dataclasses import replace
 
     from ..models.bundle import register_bundled
-    from ..train import load_run
+    from ..training.train import load_run
 
     run = Path(run_dir)
     model, config, _ = load_run(run, "best")

@@ -25,7 +25,7 @@ def adience(s: Settings, root: str | Path, *, preset: str = "saf-bage", size: in
     for model selection. Faces are re-detected in Adience's aligned images (whole image as the
     reference box). Folds without labelled images here are skipped and listed."""
     from ..data.adience import read_adience
-    from ..presets import get_preset
+    from ..training.presets import get_preset
 
     t0 = time.time()
     samples = read_adience(root)

@@ -22,7 +22,7 @@ def affectnet(s: Settings, training_csv: str | Path, validation_csv: str | Path,
     """Experiment 7b: AffectNet, SAF-BAGE's protocol (balanced test of ``per_class`` per class from
     the official validation set; the training set split 80/20 into train/val), expression head."""
     from ..data.affectnet import affectnet_saf_bage_splits, read_affectnet
-    from ..presets import get_preset
+    from ..training.presets import get_preset
 
     t0 = time.time()
     tr = read_affectnet(training_csv, images_root, require_images=True)

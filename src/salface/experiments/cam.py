@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..cache import open_crop_cache
+from ..training.cache import open_crop_cache
 from ..evaluation.reports import pyplot
 from ..backends.torch import resolve_device
 from .report import _savefig, write_experiment
@@ -38,7 +38,7 @@ def cam_experiment(s: Settings, run_dirs: Sequence[str | Path] | None = None, n_
     from ..explain import cam_overlay, class_activation_maps, summarize_shares
     from ..models.preprocess import to_input_tensor
     from ..models.registry import load_classifier
-    from ..train import load_run
+    from ..training.train import load_run
 
     t0 = time.time()
     if run_dirs is None and not models:

@@ -17,7 +17,7 @@ BACKBONE_SET = ("mobilenet_v2", "gilnet", "alexnet", "alexnet_gap", "vgg16")
 def backbone_specs(s: Settings, dataset: str = "utkface", names: Sequence[str] = ()) -> list[RunSpec]:
     """The recipe's own backbone (MobileNetV2) gets ``backbone=None`` so that its run is the one
     the ratio sweep and the saliency-source experiment train too."""
-    from ..presets import get_preset
+    from ..training.presets import get_preset
 
     task = _task_of(dataset)
     own = get_preset("default", (task,)).backbone

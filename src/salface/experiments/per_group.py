@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..cache import open_crop_cache
+from ..training.cache import open_crop_cache
 from ..evaluation.reports import pyplot
 from ..labels import labels_for
 from ..backends.torch import resolve_device
@@ -59,8 +59,8 @@ def fairness(s: Settings, run_dirs: Sequence[str | Path] = (), shipped: bool = T
     """Experiment 6: per-group accuracy of the shipped models (and/or training runs) on the test
     split of their dataset's cache: UTKFace race × task, gender, age group; FER+ per class."""
     from ..data.utkface import UTK_RACES, parse_utk_name
-    from ..scoring import predict_arrays, task_metrics
-    from ..train import load_run
+    from ..training.scoring import predict_arrays, task_metrics
+    from ..training.train import load_run
 
     t0 = time.time()
     device = resolve_device(s.device)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..cache import CropCache
+from ..training.cache import CropCache
 from .cam import cam_specs
 from .networks import backbone_specs
 from .onoff import onoff_specs

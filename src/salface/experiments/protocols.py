@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..cache import CropCache
+from ..training.cache import CropCache
 from ..labels import labels_for
 from ..backends.torch import resolve_device
 from ..utils import atomic_write_json
@@ -38,7 +38,7 @@ def _confusion_pct_rows(cm: np.ndarray, labels: Sequence[str], counts: bool, pap
 
 def _protocol_cache(samples, name: str, s: Settings, size: int, color: str, tasks, detector: str,
                     detector_kwargs: dict | None) -> CropCache:
-    from ..cache import build_crop_cache
+    from ..training.cache import build_crop_cache
 
     root = Path(s.cache_dir) / f"{name}-{size}-{color}"
     return build_crop_cache(samples, root, size=size, color=color, tasks=tasks, detector=detector,
@@ -48,8 +48,8 @@ def _protocol_cache(samples, name: str, s: Settings, size: int, color: str, task
 
 def _train_eval_view(view: CacheView, preset, name: str, s: Settings, seed: int, saliency: str, ratio: float
                      ) -> tuple[dict[str, Any], Path]:
-    from ..scoring import predict_arrays, task_metrics
-    from ..train import load_run, train
+    from ..training.scoring import predict_arrays, task_metrics
+    from ..training.train import load_run, train
 
     device = resolve_device(s.device)
     h = hashlib.sha256(json.dumps({"preset": preset.to_dict(), "cache": view.meta["key"], "seed": seed,

@@ -5,7 +5,7 @@
   an identical run needed by two experiments is trained once (e.g. MobileNetV2 + ML-Net at r = 0.3
   on gender, seed 0, serves the ratio sweep, the saliency-source and the backbone experiments).
 * A finished run (``eval_test.json`` present) is skipped, an interrupted one is resumed from its
-  last epoch (:func:`salface.train.train` with ``resume=True``): every command is resumable; a
+  last epoch (:func:`salface.training.train.train` with ``resume=True``): every command is resumable; a
   file lock keeps two processes from training the same run.
 * Each run is evaluated once on the **same** test images (subsets are drawn with a fixed seed 0,
   independent of the run's seed), and its per-image predictions are kept
@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..cache import CropCache, open_crop_cache
+from ..training.cache import CropCache, open_crop_cache
 from ..backends.torch import resolve_device
 from ..utils import atomic_path, atomic_write_json, file_lock, git_commit, machine
 from .settings import DATASET_DEFAULTS, Settings, _limit
@@ -114,7 +114,7 @@ def _protocol_preset(p, s: "Settings", size: int):
 
 
 def _preset_for(spec: RunSpec, cc: CropCache):
-    from ..presets import get_preset
+    from ..training.presets import get_preset
 
     p = get_preset(spec.preset, spec.tasks)
     over: dict[str, Any] = {"input_size": cc.size, "epochs": spec.epochs, "batch_size": spec.batch_size,
@@ -175,8 +175,8 @@ def _finished_result(spec: RunSpec, run_dir: Path) -> RunResult | None:
 def _train_and_test(spec: RunSpec, s: Settings, cc: CropCache, run_dir: Path) -> RunResult:
     import torch
 
-    from ..scoring import predict_arrays, task_metrics
-    from ..train import load_run, train
+    from ..training.scoring import predict_arrays, task_metrics
+    from ..training.train import load_run, train
 
     rec_p = run_dir / "eval_test.json"
     pred_p = run_dir / "test_predictions.npz"

@@ -11,14 +11,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..cache import CropCache
+from ..training.cache import CropCache
 from ..utils import file_lock
 
 
 @dataclass
 class CacheView(CropCache):
     """Some samples of a crop cache, read into memory, optionally with their splits reassigned.
-    Behaves like a :class:`CropCache` for :func:`salface.train.train`."""
+    Behaves like a :class:`CropCache` for :func:`salface.training.train.train`."""
 
     parent: CropCache | None = None
     index: np.ndarray | None = None
@@ -69,7 +69,7 @@ def ensure_saliency(cc: CropCache, name: str, log: Callable[[str], None] = print
     """Build the cache's ``name`` saliency maps if they are missing (resumable)."""
     if name == "none":
         return
-    from ..cache import CacheError, build_saliency_cache
+    from ..training.cache import CacheError, build_saliency_cache
 
     def present() -> bool:
         try:

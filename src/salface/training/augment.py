@@ -1,0 +1,168 @@
+"""Photo-like ("in the wild") training augmentation of cached uint8 face crops.
+
+:func:`degrade_batch` applies, per sample and at random, the kinds of damage that real photos
+show and that ``salface robustness`` re-renders test faces with: low resolution, JPEG
+compression, Gaussian or motion blur, sensor noise, exposure (brightness, contrast, gamma),
+colour casts, grayscale, occluding patches. Rotation, shift and zoom are the geometric part of
+:func:`salface.train.augment_batch` (preset ``Augment.rotate/shift/scale``), which runs first and
+warps the crop and its saliency map together.
+
+Saliency maps. The cache holds one ML-Net map per *clean* crop (``saliency_mlnet.npy``).
+Recomputing ML-Net for every augmented crop would cost about as much as the training step itself
+on two CPU cores, so the map follows the crop **geometrically** (the same affine warp and flip)
+and is kept **unchanged for photometric damage** (everything here). The classifier therefore
+learns from degraded pixels reweighted by the clean face's map — at inference ML-Net sees the
+degraded face; at r = 0.3 the map changes the input by at most 30 %, and ML-Net's maps on faces
+are smooth, centre-heavy blobs that change little with blur, noise or exposure.
+
+Every random number comes from the ``numpy.random.Generator`` passed in, so a batch is the same
+under the same seed (training seeds each epoch as ``seed * 1000 + epoch``).
+
+The settings (:class:`WildAugment`) are probabilities per sample and ranges; the defaults follow
+issue 12 (downscale to a 16–64 px wide face and back, JPEG quality 10–90, …). Each family fires
+independently, so about a fifth of the samples (∏(1 − p)) stay undamaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WildAugment:
+    """Per-sample probabilities (``p_*``) and ranges of the photo-like damage."""
+
+    p_lowres: float = 0.30
+    face_width: tuple[float, float] = (16.0, 64.0)   # face width in px after downscaling
+    p_blur: float = 0.20                             # Gaussian (2/3) or motion (1/3) blur
+    blur_sigma: tuple[float, float] = (0.5, 2.0)
+    motion_len: tuple[int, int] = (3, 9)
+    p_noise: float = 0.20
+    noise_sigma: tuple[float, float] = (2.0, 12.0)   # grey levels
+    p_exposure: float = 0.50
+    brightness: float = 0.30                         # × (1 ± brightness)
+    contrast: float = 0.35                           # about the mean, × (1 ± contrast)
+    gamma: tuple[float, float] = (0.6, 1.6)
+    p_cast: float = 0.25
+    cast: float = 0.15                               # per-channel gain 1 ± cast
+    p_gray: float = 0.08
+    p_jpeg: float = 0.35
+    jpeg_quality: tuple[int, int] = (10, 90)
+    p_occlude: float = 0.20
+    occlude_side: tuple[float, float] = (0.15, 0.40)  # patch side as a fraction of the crop side
+
+    def __post_init__(self) -> None:
+        for k, v in self.__dict__.items():
+            if k.startswith("p_") and not 0.0 <= v <= 1.0:
+                raise ValueError(f"{k} must be a probability in [0, 1], got {v}")
+        if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise ValueError(f"jpeg_quality must be 1 ≤ lo ≤ hi ≤ 100, got {self.jpeg_quality}")
+        if not 0 < self.face_width[0] <= self.face_width[1]:
+            raise ValueError(f"face_width must be 0 < lo ≤ hi, got {self.face_width}")
+
+
+DEFAULT_WILD = WildAugment()
+
+
+def _lowres(img: np.ndarray, face_w: float, cfg: WildAugment, rng: np.random.Generator) -> np.ndarray:
+    s = img.shape[0]
+    target = rng.uniform(*cfg.face_width)
+    f = target / max(face_w, 1.0)
+    if f >= 1.0:
+        return img
+    small = max(4, int(round(s * f)))
+    down = cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA)
+    up = cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
+    return cv2.resize(down, (s, s), interpolation=up)
+
+
+def _blur(img: np.ndarray, cfg: WildAugment, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 2.0 / 3.0:
+        sigma = rng.uniform(*cfg.blur_sigma)
+        return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REPLICATE)
+    n = int(rng.integers(cfg.motion_len[0], cfg.motion_len[1] + 1))
+    k = np.zeros((n, n), np.float32)
+    k[n // 2, :] = 1.0
+    rot = cv2.getRotationMatrix2D(((n - 1) / 2.0, (n - 1) / 2.0), rng.uniform(0.0, 180.0), 1.0)
+    k = cv2.warpAffine(k, rot, (n, n), flags=cv2.INTER_LINEAR)
+    k /= max(float(k.sum()), 1e-6)
+    return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REPLICATE)
+
+
+def _exposure(x: np.ndarray, cfg: WildAugment, rng: np.random.Generator) -> np.ndarray:
+    """``x`` float32 in [0, 255]."""
+    x = x * (1.0 + rng.uniform(-cfg.brightness, cfg.brightness))
+    m = float(x.mean())
+    x = (x - m) * (1.0 + rng.uniform(-cfg.contrast, cfg.contrast)) + m
+    x = np.clip(x, 0.0, 255.0)
+    g = float(np.exp(rng.uniform(np.log(cfg.gamma[0]), np.log(cfg.gamma[1]))))
+    return 255.0 * (x / 255.0) ** g
+
+
+def _occlude(img: np.ndarray, cfg: WildAugment, rng: np.random.Generator) -> np.ndarray:
+    s = img.shape[0]
+    h = max(1, int(round(s * rng.uniform(*cfg.occlude_side))))
+    w = max(1, int(round(s * rng.uniform(*cfg.occlude_side))))
+    y, x = int(rng.integers(0, s - h + 1)), int(rng.integers(0, s - w + 1))
+    out = img.copy()
+    if rng.random() < 0.5:
+        out[y:y + h, x:x + w] = rng.integers(0, 256, size=3, dtype=np.uint8)
+    else:
+        out[y:y + h, x:x + w] = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    return out
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator, cfg: WildAugment = DEFAULT_WILD,
+            face_width: float | None = None) -> np.ndarray:
+    """One ``(S, S, 3)`` uint8 crop with random photo-like damage (a new array; ``img`` untouched).
+
+    ``face_width``: the face's width in crop pixels (for the low-resolution step; default 0.8 S).
+    Order: occlusion → exposure → colour cast → grayscale → blur → low resolution → noise → JPEG
+    (scene, then camera, then file)."""
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"expected an (S, S, 3) uint8 crop, got {img.shape} {img.dtype}")
+    s = img.shape[0]
+    fw = float(face_width) if face_width is not None and np.isfinite(face_width) and face_width > 0 else 0.8 * s
+    # one draw per family, always in the same order, so the stream of random numbers does not
+    # depend on which families fired before
+    fire = rng.random(8) < np.array([cfg.p_occlude, cfg.p_exposure, cfg.p_cast, cfg.p_gray,
+                                     cfg.p_blur, cfg.p_lowres, cfg.p_noise, cfg.p_jpeg])
+    out = img
+    if fire[0]:
+        out = _occlude(out, cfg, rng)
+    if fire[1] or fire[2]:
+        x = out.astype(np.float32)
+        if fire[1]:
+            x = _exposure(x, cfg, rng)
+        if fire[2]:
+            x = x * rng.uniform(1.0 - cfg.cast, 1.0 + cfg.cast, size=3).astype(np.float32)
+        out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    if fire[3]:
+        y = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+        out = np.repeat(y[..., None], 3, axis=2)
+    if fire[4]:
+        out = _blur(out, cfg, rng)
+    if fire[5]:
+        out = _lowres(out, fw, cfg, rng)
+    if fire[6]:
+        sigma = rng.uniform(*cfg.noise_sigma)
+        noise = rng.normal(0.0, sigma, size=out.shape if rng.random() < 0.5 else out.shape[:2] + (1,))
+        out = np.clip(np.rint(out.astype(np.float32) + noise.astype(np.float32)), 0, 255).astype(np.uint8)
+    if fire[7]:
+        q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    return np.ascontiguousarray(out) if out is not img else img.copy()
+
+
+def degrade_batch(crops: np.ndarray, rng: np.random.Generator, cfg: WildAugment = DEFAULT_WILD,
+                  face_widths: np.ndarray | None = None) -> np.ndarray:
+    """:func:`degrade` applied to each crop of an ``(N, S, S, 3)`` uint8 batch."""
+    out = np.empty_like(crops)
+    for i in range(len(crops)):
+        out[i] = degrade(crops[i], rng, cfg, None if face_widths is None else float(face_widths[i]))
+    return out

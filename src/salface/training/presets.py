@@ -1,0 +1,197 @@
+"""Training recipes as named presets.
+
+``saf-bage`` and ``vegac`` follow the papers (where a paper is vague the choice is stated on the
+field); ``default`` is the recipe of the shipped MobileNetV2 models, chosen for two CPU cores.
+A preset name resolves per task group: :func:`get_preset("saf-bage", ("expression",))` gives the
+expression variant, ``("age", "gender")`` the age/gender one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentations applied to cached uint8 crops and their saliency maps together."""
+
+    flip: bool = True             # horizontal flip with p = 0.5
+    rotate: float = 0.0           # uniform rotation in ±degrees
+    shift: float = 0.0            # uniform translation in ± fraction of the crop side
+    scale: float = 0.0            # uniform zoom in 1 ± scale
+    wild: bool = False            # photo-like damage after the warp (salface.augment: low resolution,
+                                  # JPEG, blur, noise, exposure, colour cast, grayscale, occlusion)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    backbone: str
+    tasks: tuple[str, ...]
+    input_size: int = 112
+    color: str = "rgb"
+    dropout: float = 0.2
+    pretrained: bool = True
+    freeze: int = 0               # trunk layers frozen from the input side (−1: the whole trunk)
+    optimizer: str = "adamw"      # "sgd" | "adam" | "adamw"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    epochs: int = 10
+    batch_size: int = 64
+    schedule: str = "cosine"      # "cosine" | "step" | "constant"
+    warmup_epochs: float = 0.0
+    milestones: tuple[int, ...] = ()
+    step_every: int = 0           # with schedule="step": also ÷gamma every `step_every` epochs after the last milestone
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    soft_targets: bool = False    # train on the cache's label distributions (FER+ votes) where it has them
+    class_weighted: bool = False
+    augment: Augment = field(default_factory=Augment)
+    saliency: str = "mlnet"
+    ratio: float = 0.30
+    dataset: str = "utkface"
+    tta_flip: bool = False        # average the logits of the crop and its mirror at evaluation
+    crop_mode: str = "margin"     # the cache's crops: "margin" (enlarged box) or "arcface" (aligned)
+    balance: tuple[str, ...] = ()  # balanced sampling over these keys (tasks, "race"); () = uniform
+    balance_power: float = 1.0    # sample weight n_stratum ** -power (1 = equal strata, 0 = uniform)
+    age_loss: str = "ce"          # "ce" | "ordinal" (Gaussian label distribution over the age groups)
+    ordinal_sigma: float = 0.6    # its width in groups
+    ordinal_penalty: float = 0.0  # + this × expected |predicted group − true group|
+    ema_decay: float = 0.0        # EMA of the weights (0 = off); evaluated and checkpointed as best
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        d["milestones"] = list(self.milestones)
+        d["balance"] = list(self.balance)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preset":
+        d = dict(d)
+        d["augment"] = Augment(**d.get("augment", {}))
+        d["tasks"] = tuple(d["tasks"])
+        d["milestones"] = tuple(d.get("milestones", ()))
+        d["balance"] = tuple(d.get("balance", ()))
+        return cls(**d)
+
+    def with_overrides(self, **kw: Any) -> "Preset":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+AG = ("age", "gender")
+EX = ("expression",)
+
+PRESETS: dict[str, Preset] = {
+    # SAF-BAGE (AlexNet, Caffe-style SGD). Age/gender: fc6–fc8 trained, conv frozen.
+    "saf-bage-age-gender": Preset(
+        name="saf-bage-age-gender", backbone="alexnet", tasks=AG, input_size=227, dropout=0.4,
+        freeze=-1, optimizer="sgd", lr=1e-3, weight_decay=5e-4, epochs=30, batch_size=128,
+        schedule="constant", augment=Augment(flip=True, rotate=3.0),
+        notes="SAF-BAGE: fc6–fc8 trained, flips and ±3° rotations, dropout 0.4, lr 0.001, 30 epochs, "
+              "batch 128 (the paper trains one network per task; here one network, two heads)."),
+    # SAF-BAGE expression: conv5–fc8 trained (conv1–conv4 frozen), class-weighted loss.
+    "saf-bage-expression": Preset(
+        name="saf-bage-expression", backbone="alexnet", tasks=EX, input_size=227, color="gray",
+        dropout=0.35, freeze=4, optimizer="sgd", lr=1e-3, weight_decay=5e-4, epochs=40,
+        batch_size=128, schedule="step", milestones=(30,), gamma=0.1, class_weighted=True,
+        augment=Augment(flip=True, rotate=3.0), dataset="ferplus",
+        notes="SAF-BAGE: conv5–fc8 trained, dropout 0.35, 40 epochs, lr ÷10 after 30, class-weighted loss."),
+    # VEGAC (VGG-16): first 10 conv layers frozen, Adam.
+    "vegac-age-gender": Preset(
+        name="vegac-age-gender", backbone="vgg16", tasks=AG, input_size=224, dropout=0.5, freeze=10,
+        optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=80, batch_size=32, schedule="step",
+        milestones=(50,), step_every=10, gamma=0.1, augment=Augment(flip=False, rotate=5.0),
+        ratio=0.7,
+        notes="VEGAC: VGG-16, first 10 layers frozen, ±5° rotation, dropout 0.5, Adam lr 0.001, 80 epochs, "
+              "÷10 every 10 epochs after 50; r = 0.7 as in the paper. Batch size not given: 32."),
+    "vegac-expression": Preset(
+        name="vegac-expression", backbone="vgg16", tasks=EX, input_size=224, color="gray", dropout=0.5,
+        freeze=10, optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=80, batch_size=32,
+        schedule="step", milestones=(50,), step_every=10, gamma=0.1,
+        augment=Augment(flip=False, rotate=5.0), ratio=0.7, dataset="ferplus",
+        notes="VEGAC recipe on FER+ (gray)."),
+    # Shipped defaults: MobileNetV2 from ImageNet, sized for 2 CPU cores.
+    "default-age-gender": Preset(
+        name="default-age-gender", backbone="mobilenet_v2", tasks=AG, input_size=96, dropout=0.2,
+        freeze=2, optimizer="adamw", lr=1e-3, weight_decay=1e-4, epochs=6, batch_size=64,
+        schedule="cosine", warmup_epochs=0.3, label_smoothing=0.1,
+        augment=Augment(flip=True, rotate=10.0, shift=0.05, scale=0.08),
+        notes="MobileNetV2 (ImageNet), first 2 blocks frozen, AdamW + cosine, label smoothing 0.1, "
+              "96 px RGB, one network with age and gender heads."),
+    "default-expression": Preset(
+        name="default-expression", backbone="mobilenet_v2", tasks=EX, input_size=96, color="gray",
+        dropout=0.2, freeze=1, optimizer="adamw", lr=1e-3, weight_decay=1e-4, epochs=12,
+        batch_size=64, schedule="cosine", warmup_epochs=0.3, label_smoothing=0.0, soft_targets=True,
+        augment=Augment(flip=True, rotate=10.0, shift=0.06, scale=0.08), dataset="ferplus",
+        notes="MobileNetV2 (ImageNet), 96 px gray (FER+ faces are 48 px, upscaled), AdamW + cosine, "
+              "trained on the FER+ annotators' vote distributions (soft targets)."),
+    # Issue 12 §2, "train for the wild": every lever below can be switched off on its own by a
+    # variant (see the -no-* presets) to attribute its gain.
+    "wild-age-gender": Preset(
+        name="wild-age-gender", backbone="edgeface_xs", tasks=AG, input_size=112, dropout=0.2,
+        freeze=0, optimizer="adamw", lr=5e-4, weight_decay=0.05, epochs=6, batch_size=64,
+        schedule="cosine", warmup_epochs=0.3, label_smoothing=0.1, crop_mode="arcface",
+        augment=Augment(flip=True, rotate=20.0, shift=0.06, scale=0.10, wild=True),
+        balance=("gender", "age", "race"), balance_power=0.5, age_loss="ordinal",
+        ordinal_sigma=0.6, ema_decay=0.998,
+        notes="EdgeFace-XS (face-recognition pretrained, WebFace12M), whole network fine-tuned, "
+              "112 px ArcFace-aligned RGB crops, ML-Net r = 0.3; photo-like augmentation (salface.augment) "
+              "+ flip, ±20°, ±6 % shift, ±10 % zoom; sampling balanced over gender × age group × race "
+              "(weights n^-0.5); age: CE on a Gaussian label distribution (σ = 0.6 groups); gender: "
+              "label smoothing 0.1; EMA of the weights (0.998) evaluated and kept as best."),
+}
+# Ablations of the wild recipe: one lever off each.
+PRESETS["wild-age-gender-mobilenet"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-mobilenet", backbone="mobilenet_v2", freeze=2,
+    weight_decay=1e-4, notes="wild-age-gender with ImageNet MobileNetV2 (first 2 blocks frozen) instead of EdgeFace-XS.")
+PRESETS["wild-age-gender-xxs"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-xxs", backbone="edgeface_xxs",
+    notes="wild-age-gender with EdgeFace-XXS.")
+PRESETS["wild-age-gender-no-aug"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-no-aug",
+    augment=Augment(flip=True, rotate=10.0, shift=0.05, scale=0.08),
+    notes="wild-age-gender without the photo-like augmentation (the default recipe's flip, ±10°, ±5 %, ±8 %).")
+PRESETS["wild-age-gender-no-balance"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-no-balance", balance=(),
+    notes="wild-age-gender with uniform sampling.")
+PRESETS["wild-age-gender-ce"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-ce", age_loss="ce",
+    notes="wild-age-gender with plain cross-entropy (label smoothing 0.1) for age.")
+PRESETS["wild-age-gender-no-ema"] = replace(
+    PRESETS["wild-age-gender"], name="wild-age-gender-no-ema", ema_decay=0.0,
+    notes="wild-age-gender without the EMA of the weights.")
+
+FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
+    "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
+    "vegac": {AG: "vegac-age-gender", EX: "vegac-expression"},
+    "default": {AG: "default-age-gender", EX: "default-expression"},
+    "wild": {AG: "wild-age-gender"},
+}
+
+
+def preset_names() -> list[str]:
+    return sorted(FAMILIES) + sorted(PRESETS)
+
+
+def get_preset(name: str, tasks: tuple[str, ...] | None = None) -> Preset:
+    """Preset ``name`` (a full name, or a family name resolved by ``tasks``)."""
+    if name in PRESETS:
+        return PRESETS[name]
+    if name in FAMILIES:
+        fam = FAMILIES[name]
+        if tasks is None:
+            raise ValueError(f"preset family {name!r} needs the tasks to pick a variant: {sorted(fam.values())}")
+        key = tuple(tasks)
+        for k, v in fam.items():
+            if set(k) == set(key):
+                return PRESETS[v]
+        # a single task of a multi-task variant: same recipe, fewer heads
+        for k, v in fam.items():
+            if set(key) <= set(k):
+                return replace(PRESETS[v], tasks=key, name=f"{v}-{'-'.join(key)}")
+        raise ValueError(f"preset family {name!r} has no variant for tasks {key}")
+    raise ValueError(f"unknown preset {name!r}; known: {preset_names()}")
