@@ -44,10 +44,18 @@ def model_rows() -> list[dict[str, Any]]:
         path = d / e.get("file", f"{name}.safetensors")
         cfg = e.get("config") or {}
         tasks = cfg.get("tasks") if isinstance(cfg, dict) else None
+        # the file the default (ONNX Runtime) backend runs: the detector's own file, else the
+        # variant the manifest names (INT8 where it passed its trial), else the float export
+        variant = None if e.get("kind") == "detector" else e.get("runtime_variant", "onnx")
+        runs = (e.get(variant) or {}).get("file") if variant else e.get("file")
+        status = W.bundled_status(name)
+        if runs and variant and status == "ok":  # both files checked; no ONNX file: not runnable
+            status = W.bundled_status(name, variant=variant)
         rows.append({
             "name": name, "source": "bundled", "kind": e.get("kind", "?"),
             "tasks": list(tasks) if tasks else [], "path": str(path), "size": _size(path),
-            "sha256": e.get("sha256"), "status": W.bundled_status(name),
+            "runs": runs, "runs_size": _size(d / runs) if runs else None,
+            "sha256": e.get("sha256"), "status": status,
             "license": e.get("license"), "created": e.get("created"), "metrics": e.get("metrics"),
         })
     for rf in W.REMOTE_FILES.values():
@@ -75,7 +83,8 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
     ) -> None:
-        """List every known model: bundled weights (SHA-256 checked now) and downloadable files."""
+        """List every known model: bundled weights (SHA-256 checked now; "runs" is the file the
+        default ONNX Runtime backend runs) and downloadable files."""
         if ctx.invoked_subcommand is not None:
             return
         try:
@@ -88,12 +97,14 @@ def register(app: typer.Typer) -> None:
                                    "cache_dir": str(W.cache_dir()), "models": rows}, indent=2))
         else:
             table = Table(title="salface models")
-            for col in ("name", "source", "kind", "tasks", "size", "status", "sha256"):
+            for col in ("name", "source", "kind", "tasks", "runs", "status", "sha256"):
                 table.add_column(col, no_wrap=col in ("name", "status"))
             for r in rows:
                 style = _STYLE.get(r["status"], "")
+                runs = (f"{r['runs']} ({_human(r['runs_size'])})" if r.get("runs")
+                        else _human(r["size"]))
                 table.add_row(r["name"], r["source"], r["kind"], ", ".join(r["tasks"]) or "-",
-                              _human(r["size"]), f"[{style}]{r['status']}[/{style}]" if style
+                              runs, f"[{style}]{r['status']}[/{style}]" if style
                               else r["status"], (r["sha256"] or "")[:12])
             Console().print(table)
             Console().print(f"bundled: {W.bundled_dir()}\ncache:   {W.cache_dir()}")
