@@ -59,3 +59,11 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     home.mkdir(exist_ok=True)
     if not os.environ.get("SALFACE_TEST_KEEP_HOME"):
         monkeypatch.setenv("SALFACE_HOME", str(home))
+        # YuNet is not in the repository: install ../shared's copy into this cache once, the way a
+        # user installs it offline (`salface fetch yunet --from ...`); tests that need it take the
+        # `yunet_model` fixture and skip without ../shared
+        src = SHARED / "weights" / "yunet" / "face_detection_yunet_2023mar.onnx"
+        if src.exists() and not (home / "models" / "yunet" / src.name).exists():
+            from salface.hub import ensure_file
+
+            ensure_file("yunet", source=str(src), progress=False)

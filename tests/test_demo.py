@@ -1,4 +1,5 @@
-"""`salface demo` runs the whole pipeline on the bundled portrait, offline, from the package."""
+"""`salface demo` runs the whole pipeline on the bundled portrait offline (YuNet installed from a
+local file, as `salface fetch yunet --from FILE` does)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from typer.testing import CliRunner
 from salface.cli import app
 
 
-def test_demo_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "empty_home"))  # nothing fetched
+def test_demo_offline(tmp_path, monkeypatch, yunet_model):
+    from salface.hub import ensure_file
+
+    monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "home"))
+    ensure_file("yunet", source=str(yunet_model), progress=False)  # `salface fetch yunet --from`
     monkeypatch.setenv("SALFACE_OFFLINE", "1")
     r = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output

@@ -117,32 +117,6 @@ def test_yunet_bad_params(yunet_model):
         get_detector("yunet", model_path="/nonexistent/yunet.onnx")
 
 
-def test_yunet_bundled_offline(monkeypatch, tmp_path, astronaut):
-    """Right after install, with an empty cache and no network, YuNet loads from the package."""
-    from salface.hub import bundled_dir
-
-    monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "empty_home"))
-    monkeypatch.setenv("SALFACE_OFFLINE", "1")
-    det = get_detector("yunet")
-    assert det.model_path.parent == bundled_dir()
-    assert len(det(astronaut)) == 1
-
-
-def test_yunet_bundled_corrupt(monkeypatch, tmp_path):
-    import shutil
-
-    from salface.errors import ChecksumError
-    from salface.hub import bundled_dir
-
-    d = tmp_path / "bundle"
-    shutil.copytree(bundled_dir(), d, ignore=shutil.ignore_patterns("*.safetensors", "*.onnx"))
-    (d / "face_detection_yunet_2023mar.onnx").write_bytes(b"not a model")
-    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(d))
-    monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "empty_home"))
-    with pytest.raises(ChecksumError, match="yunet"):
-        get_detector("yunet")
-
-
 def test_yunet_missing_model_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path / "no_bundle"))
     monkeypatch.setenv("SALFACE_HOME", str(tmp_path / "empty_home"))

@@ -135,7 +135,7 @@ def test_cam_is_exact_for_the_real_gap_backbones(backbone, size):
                                                                      rel=1e-4, abs=1e-4)
 
 
-def test_explain_reports_the_probabilities_of_analyze(astronaut, tmp_path):
+def test_explain_reports_the_probabilities_of_analyze(astronaut, tmp_path, yunet_model):
     """One forward path: `salface explain` gives the calibrated, flip-averaged probabilities that
     `analyze` gives (it once reported uncalibrated ones: age 0.69 vs 0.75 for the astronaut)."""
     from salface.explain import shipped_models

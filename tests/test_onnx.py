@@ -154,7 +154,7 @@ def test_bundle_onnx_records_and_reshipping_drops_it(tmp_path, monkeypatch):
     assert "onnx" not in W.bundled_entry("toy")
 
 
-def test_analyzer_backends_agree(astronaut):
+def test_analyzer_backends_agree(astronaut, yunet_model):
     _need("default-age-gender")
     _need("default-expression")
     pytest.importorskip("torch")
@@ -171,7 +171,7 @@ def test_analyzer_backends_agree(astronaut):
         assert max(abs(r.probabilities[k] - v) for k, v in p.probabilities.items()) < 0.05
 
 
-def test_runtime_never_imports_torch():
+def test_runtime_never_imports_torch(yunet_model):
     """analyze end to end on the default backend, in a fresh interpreter: torch stays unloaded."""
     code = ("import sys, skimage.data\n"
             "from salface.pipeline import Analyzer\n"

@@ -2,17 +2,16 @@
 is found, verified and (for overrides) installed here.
 
 * **Bundled files** ship inside the package in ``salface/bundled/``, described by
-  ``manifest.json`` (schema 1): the YuNet face detector (ONNX, its licence texts in
-  ``bundled/licenses/``), ML-Net and the classifiers, each as an ONNX file (what the default,
-  torch-free runtime runs) and as safetensors (for the optional PyTorch backend and for
+  ``manifest.json`` (schema 1): ML-Net and the classifiers, each as an ONNX file (what the
+  default, torch-free runtime runs) and as safetensors (for the optional PyTorch backend and for
   fine-tuning). :func:`bundled_file` checks a file's SHA-256 against the manifest on every load;
   a mismatch raises :class:`~salface.errors.ChecksumError`, never a silent load.
   ``SALFACE_BUNDLED_DIR`` points the bundled directory elsewhere (tests, custom model sets).
-* **The user cache** (:func:`cache_dir`, ``$SALFACE_HOME`` or ``~/.cache/salface``) holds
-  overrides: ``salface fetch yunet --from PATH_OR_URL`` (:func:`ensure_file`) installs another
-  copy there, verified against its registry SHA-256 (:data:`REMOTE_FILES`), and
-  :func:`detector_file` prefers it to the bundled copy. ``SALFACE_OFFLINE=1`` forbids network
-  access; nothing here touches the network unless asked to fetch.
+* **The user cache** (:func:`cache_dir`, ``$SALFACE_HOME`` or ``~/.cache/salface``) holds the
+  YuNet detector, which is not shipped in the package: ``salface fetch yunet --from PATH_OR_URL``
+  (:func:`ensure_file`) installs it offline, or :func:`detector_file` downloads it from its
+  public URL on first use; either way it is verified against its registry SHA-256
+  (:data:`REMOTE_FILES`). ``SALFACE_OFFLINE=1`` forbids network access.
 
 Downloads stream to ``<dest>.part`` beside the destination, are verified, then moved into place
 with :func:`os.replace`, so a half-written or wrong file never sits under the final name.
@@ -364,17 +363,16 @@ def bundled_model_path(name: str, directory: str | os.PathLike | None = None) ->
 
 
 def detector_file(name: str) -> Path:
-    """The verified model file of detector ``name`` (e.g. ``"yunet"``): a copy installed in the
-    cache with ``salface fetch`` overrides the bundled one; otherwise the bundled file. Works
-    offline right after ``pip install``; never downloads."""
-    if name in REMOTE_FILES and is_installed(name):
-        return ensure_file(name, download_ok=False, progress=False)
+    """The verified model file of detector ``name`` (e.g. ``"yunet"``): a copy in the bundle, if
+    a custom bundle carries one, else the copy in the cache — installed offline with ``salface
+    fetch yunet --from FILE``, or downloaded from its public URL on first use (checked against its
+    SHA-256; refused under ``SALFACE_OFFLINE=1``)."""
     try:
         return bundled_file(name)
     except MissingModelError:
-        if name in REMOTE_FILES:  # a custom bundle without the detector: the cache or a fetch
-            return ensure_file(name, download_ok=False, progress=False)
-        raise
+        if name not in REMOTE_FILES:
+            raise
+    return ensure_file(name, progress=False)
 
 
 def _update_manifest(d: Path, change) -> None:

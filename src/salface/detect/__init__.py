@@ -34,20 +34,14 @@ _AVAILABILITY: dict[str, Callable[[], str]] = {}
 
 
 def _yunet_status() -> str:
-    from ..errors import SalfaceError
-    from ..hub import bundled_status, verify_remote
+    from ..hub import remote_path, verify_remote
 
-    cached = verify_remote("yunet")
-    if cached == "ok":
-        return "model installed (cache override)"
-    if cached == "mismatch":
-        return "cached copy corrupt; reinstall with `salface fetch yunet --from PATH` or delete it"
-    try:
-        st = bundled_status("yunet")
-    except SalfaceError as exc:
-        return f"bundled manifest unreadable: {exc}"
-    return {"ok": "model bundled", "mismatch": "bundled file corrupt: reinstall salface"}.get(
-        st, "model not installed: `salface fetch yunet` (or pass model_path=)")
+    st = verify_remote("yunet")
+    if st == "ok":
+        return "model installed"
+    if st == "mismatch":
+        return f"model file corrupt ({remote_path('yunet')}); reinstall with `salface fetch yunet`"
+    return "model not installed: `salface fetch yunet [--from FILE]` (or downloaded on first use)"
 
 
 def _module_status(module: str, extra: str) -> Callable[[], str]:

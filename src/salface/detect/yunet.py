@@ -1,9 +1,9 @@
 """YuNet (OpenCV ``cv2.FaceDetectorYN``): a small, fast CNN face detector with five landmarks.
 
 Model: ``face_detection_yunet_2023mar.onnx`` from opencv_zoo (MIT; the training code,
-libfacedetection.train, is Apache-2.0), bundled with the package and checksum-verified on load
-(:func:`salface.hub.detector_file`); a copy installed with ``salface fetch yunet`` overrides
-it, and ``model_path`` uses any other file.
+libfacedetection.train, is Apache-2.0), installed into the salface cache with ``salface fetch
+yunet --from FILE`` or downloaded on first use, and checksum-verified on load
+(:func:`salface.hub.detector_file`); ``model_path`` uses any other file.
 
 Rescaling (choices of this package, not of YuNet):
 
