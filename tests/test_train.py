@@ -185,3 +185,36 @@ def test_cli_train_and_evaluate_end_to_end(tiny_cache, tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["evaluate", str(run), "--split", "val", "--out", str(tmp_path / "b"), "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "b" / "run_val.md").exists()
+
+
+def test_init_starts_from_given_weights_and_checks_its_hash(tiny_cache, tmp_path, monkeypatch):
+    """``Preset.init``: the network starts from a run's weights (lr 0 keeps them exactly), the
+    run records the file's SHA-256, and a pinned hash that differs is refused."""
+    from safetensors.numpy import load_file
+
+    from salface import presets
+    from salface.hub import sha256_file
+
+    base = presets.PRESETS["default-expression"].with_overrides(input_size=32)
+    monkeypatch.setitem(presets.PRESETS, "default-expression", base)
+    _run(tiny_cache, tmp_path / "first", 1)
+    src = tmp_path / "first" / "best.safetensors"
+    frozen = base.with_overrides(init=str(tmp_path / "first"), lr=0.0, schedule="constant", freeze=0)
+    train(frozen, tiny_cache, out_dir=tmp_path / "again", epochs=1, seed=5, saliency="none",
+          batch_size=8, progress=False, threads=1, log=lambda s: None)
+    cfg = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert cfg["init"]["sha256"] == sha256_file(src)
+    a, b = load_file(str(src)), load_file(str(tmp_path / "again" / "last.safetensors"))
+    # weights identical (BatchNorm running statistics still follow the batches)
+    for k in a:
+        if "running" not in k and "num_batches" not in k:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    with pytest.raises(ValueError, match="sha256"):
+        train(frozen.with_overrides(init_sha256="0" * 64), tiny_cache, out_dir=tmp_path / "pinned",
+              epochs=1, saliency="none", batch_size=8, progress=False, threads=1, log=lambda s: None)
+
+
+def test_robust_presets_pin_the_shipped_weights():
+    for name in ("robust-expression", "robust-age-gender"):
+        p = get_preset(name)
+        assert p.init.startswith("bundled:") and len(p.init_sha256) == 64 and p.augment.wild

@@ -51,3 +51,28 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
         typer.echo(f"→ {md} and {md.with_suffix('.json')}")
+
+    @app.command("robustness-compare")
+    def robustness_compare_cmd(
+        a: Path = typer.Argument(..., help="Report A (the baseline), DATASET.json from `salface robustness`."),
+        b: Path = typer.Argument(..., help="Report B (the candidate), on the same faces."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Write the comparison here as .md and .json (default: print)."),
+    ) -> None:
+        """Paired comparison of two robustness reports: McNemar per condition, bootstrap and Wilcoxon on the mean."""
+        import json
+
+        from ..evaluation.robustness_compare import compare_reports, comparison_markdown
+
+        try:
+            cmp = compare_reports(a, b)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
+        md = comparison_markdown(cmp, command="salface " + " ".join(shlex.quote(x) for x in sys.argv[1:]))
+        if out is None:
+            typer.echo(md)
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(md + "\n")
+        out.with_suffix(".json").write_text(json.dumps(cmp, indent=1) + "\n")
+        typer.echo(f"→ {out.with_suffix('.md')} and {out.with_suffix('.json')}")

@@ -181,6 +181,34 @@ def load_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(load_file(str(path)))
 
 
+def resolve_init(preset: Preset) -> tuple[Path, str] | None:
+    """The weights file a preset starts from (``preset.init``) and its SHA-256, or ``None``.
+
+    ``bundled:NAME`` is a shipped model (checksum-checked against the manifest); otherwise a
+    ``.safetensors`` file or a run folder (its ``best.safetensors``). When the preset pins
+    ``init_sha256`` the file must have it: a recipe written for one shipped model does not
+    silently start from its successor."""
+    if not preset.init:
+        return None
+    from ..hub import bundled_model_path, sha256_file
+
+    if preset.init.startswith("bundled:"):
+        path = bundled_model_path(preset.init.split(":", 1)[1])
+    else:
+        path = Path(preset.init)
+        if path.is_dir():
+            path = path / "best.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"preset {preset.name}: init weights {path} do not exist")
+    sha = sha256_file(path)
+    if preset.init_sha256 and sha != preset.init_sha256:
+        raise ValueError(
+            f"preset {preset.name} starts from weights with sha256 {preset.init_sha256}, but {path} "
+            f"has {sha} (the shipped model was replaced since); restore that file from git history "
+            f"and pass it with a preset whose init is its path")
+    return path, sha
+
+
 def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"
              ) -> tuple[nn.Module, ClassifierConfig, Preset]:
     """Model, classifier config and preset of a training run folder (``best`` or ``last`` weights)."""
@@ -246,9 +274,12 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     if max_eval:
         va = va[:max_eval]
 
+    init = resolve_init(preset)
     cfg_payload = {"preset": preset.to_dict(), "classifier": config.to_dict(), "seed": seed,
                    "cache": str(cc.root), "cache_key": cc.meta["key"],
                    "n_train": int(len(tr)), "n_val": int(len(va))}
+    if init is not None:
+        cfg_payload["init"] = {"file": str(init[0]), "sha256": init[1]}
     state_p = out / "state.json"
     if resume and state_p.exists():
         old = json.loads((out / "config.json").read_text())
@@ -264,7 +295,14 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         _atomic_json(out / "config.json", cfg_payload)
 
     torch.manual_seed(seed)
-    model = build_classifier(config, pretrained=preset.pretrained)
+    model = build_classifier(config, pretrained=preset.pretrained and init is None)
+    if init is not None:
+        try:
+            load_weights(model, init[0])
+        except RuntimeError as e:  # shapes or keys of another architecture
+            raise ValueError(f"init weights {init[0]} do not fit preset {preset.name}'s network "
+                             f"({config.backbone}, {config.input_size} px, tasks {list(preset.tasks)}): {e}") from None
+        log(f"starting from {init[0]} (sha256 {init[1][:12]}…)")
     if preset.freeze:
         freeze_first(model, preset.freeze)
     model = model.to(device).to(memory_format=torch.channels_last)
