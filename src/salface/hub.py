@@ -391,6 +391,18 @@ def _update_manifest(d: Path, change) -> None:
         os.replace(tmpname, _manifest_path(d))
 
 
+def _copy_into(source: str | os.PathLike, target: Path) -> Path:
+    """Copy ``source`` to ``target`` through ``target.part`` and an atomic rename (nothing to do
+    when they are the same file)."""
+    if Path(source).resolve() != target.resolve():
+        tmp = target.with_name(target.name + ".part")
+        with open(source, "rb") as fi, open(tmp, "wb") as fo:
+            while chunk := fi.read(_CHUNK):
+                fo.write(chunk)
+        os.replace(tmp, target)
+    return target
+
+
 def register_bundled_file(name: str, variant: str, source: str | os.PathLike, *,
                           extra: dict[str, Any] | None = None,
                           directory: str | os.PathLike | None = None) -> Path:
@@ -402,13 +414,7 @@ def register_bundled_file(name: str, variant: str, source: str | os.PathLike, *,
     d = Path(directory) if directory else bundled_dir()
     bundled_entry(name, d)  # the network itself must be registered first
     fname = f"{name}.int8.onnx" if variant == "onnx_int8" else f"{name}.onnx"
-    target = d / fname
-    if Path(source).resolve() != target.resolve():
-        tmp = target.with_name(fname + ".part")
-        with open(source, "rb") as fi, open(tmp, "wb") as fo:
-            while chunk := fi.read(_CHUNK):
-                fo.write(chunk)
-        os.replace(tmp, target)
+    target = _copy_into(source, d / fname)
     record = {"file": fname, "sha256": sha256_file(target), **(extra or {})}
 
     def put(models: dict[str, Any]) -> None:
@@ -416,6 +422,47 @@ def register_bundled_file(name: str, variant: str, source: str | os.PathLike, *,
 
     _update_manifest(d, put)
     return target
+
+
+def register_bundled_model(name: str, source: str | os.PathLike, entry: dict[str, Any], *,
+                           filename: str | None = None,
+                           directory: str | os.PathLike | None = None) -> Path:
+    """Copy ``source`` into the bundled folder as the main file of model ``name`` (named
+    ``filename``, default the source's name) and write its manifest entry: ``entry`` plus the
+    file name and its SHA-256, replacing any earlier entry of that name (other entries are kept;
+    the manifest is updated under the folder lock). For models whose main file is not a network's
+    safetensors, e.g. a bundled detector's ONNX file."""
+    d = Path(directory) if directory else bundled_dir()
+    fname = filename or Path(source).name
+    target = _copy_into(source, d / fname)
+    record = {**entry, "file": fname, "sha256": sha256_file(target)}
+
+    def put(models: dict[str, Any]) -> None:
+        models[name] = record
+
+    _update_manifest(d, put)
+    return target
+
+
+def update_bundled_entry(name: str, fields: dict[str, Any], *,
+                         directory: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Merge ``fields`` into the top level of bundled model ``name``'s manifest entry (which must
+    exist; its file and checksum cannot be changed this way) under the folder lock; returns the
+    new entry."""
+    if {"file", "sha256"} & set(fields):
+        raise ValueError("update_bundled_entry cannot change 'file' or 'sha256'; use "
+                         "register_bundled_model")
+    d = Path(directory) if directory else bundled_dir()
+    out: dict[str, Any] = {}
+
+    def merge(models: dict[str, Any]) -> None:
+        if name not in models:
+            raise MissingModelError(f"bundled model {name!r} has no manifest entry in {d}")
+        models[name] = {**models[name], **fields}
+        out.update(models[name])
+
+    _update_manifest(d, merge)
+    return out
 
 
 @contextlib.contextmanager
@@ -452,5 +499,6 @@ __all__ = [
     "DEFAULT_MODELS", "ChecksumError", "MissingModelError", "RemoteFile", "REMOTE_FILES", "cache_dir", "remote_path",
     "sha256_file", "download", "ensure_file", "is_installed", "verify_remote", "bundled_dir",
     "load_manifest", "bundled_entry", "bundled_status", "bundled_file", "bundled_model_path",
-    "detector_file", "register_bundled_file", "remote_files_info",
+    "detector_file", "register_bundled_file", "register_bundled_model", "update_bundled_entry",
+    "remote_files_info",
 ]

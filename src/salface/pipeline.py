@@ -90,8 +90,10 @@ class Analyzer:
     Parameters
     ----------
     detector:
-        A detector name (``"yunet"``, ``"dlib-hog"``, ``"mediapipe"``, ``"whole"``) or a
-        :class:`~salface.detect.base.Detector` instance.
+        A detector name (``"auto"``, the default: YuNet when its model is installed, else the
+        bundled BlazeFace; ``"yunet"``, ``"blazeface"``, ``"dlib-hog"``, ``"mediapipe"``,
+        ``"whole"``) or a :class:`~salface.detect.base.Detector` instance. Each result's
+        ``detector`` names the one that ran.
     model:
         ``"default"`` loads the shipped model of each requested task; a bundled model name loads that
         one; ``None`` skips classification (detection, crop and saliency only).
@@ -136,7 +138,7 @@ class Analyzer:
 
     def __init__(
         self,
-        detector: str | Detector = "yunet",
+        detector: str | Detector = "auto",
         model: str | None = "default",
         *,
         tasks: Sequence[str] = ("age", "gender", "expression"),
@@ -363,7 +365,7 @@ class Analyzer:
         if p.error is not None:
             return ImageResult(source=p.source, width=p.width, height=p.height, faces=[], error=p.error)
         return ImageResult(source=p.source, width=p.width, height=p.height, faces=list(p.results),
-                           image=p.image if self.keep_images else None)
+                           image=p.image if self.keep_images else None, detector=self.detector.name)
 
 
 _DEFAULT: Analyzer | None = None

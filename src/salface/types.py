@@ -173,6 +173,9 @@ class ImageResult:
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
     """The decoded RGB pixels (``(H, W, 3)`` uint8) when the analyzer was asked to keep them
     (``keep_images=True``), e.g. to draw on them; never part of :meth:`to_dict`."""
+    detector: str | None = None
+    """The name of the detector whose faces these are (``"yunet"``, ``"blazeface"``, ...; what
+    ``"auto"`` chose), or ``None`` when unknown or nothing was detected (an error)."""
 
     @property
     def ok(self) -> bool:
@@ -189,6 +192,8 @@ class ImageResult:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"source": self.source, "width": self.width, "height": self.height,
                              "faces": [f.to_dict() for f in self.faces]}
+        if self.detector is not None:
+            d["detector"] = self.detector
         if self.error is not None:
             d["error"] = self.error
         return d

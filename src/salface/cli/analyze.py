@@ -284,8 +284,10 @@ def register(app: typer.Typer) -> None:
                                                     help="Write each face's crop | saliency map | "
                                                          "reweighted crop triplet (papers' Figure 2) "
                                                          "into DIR (images only)."),
-        detector: str = typer.Option("yunet", help="Face detector: yunet, dlib-hog, mediapipe, or "
-                                                   "whole (treat each image as one face crop)."),
+        detector: str = typer.Option("auto", help="Face detector: auto (yunet if installed, else "
+                                                  "the bundled blazeface), yunet, blazeface, "
+                                                  "dlib-hog, mediapipe, or whole (treat each image "
+                                                  "as one face crop)."),
         tasks: str = typer.Option("age,gender,expression",
                                   help="Comma-separated tasks to answer."),
         model: str = typer.Option("default", help="'default' (the shipped model for each task) or "
@@ -399,7 +401,7 @@ def register(app: typer.Typer) -> None:
         task_list = tuple(t.strip() for t in tasks.split(",") if t.strip())
         try:
             det_options = {k: v for k, v in (("max_side", detect_size), ("min_face", min_face))
-                           if v is not None} if detector == "yunet" else None
+                           if v is not None} if detector in ("yunet", "auto") else None
             analyzer = Analyzer(detector=detector, model=None if detect_only else model,
                                 detector_options=det_options,
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,

@@ -30,8 +30,9 @@ def register(app: typer.Typer) -> None:
                                                       "that: 503 with Retry-After."),
         timeout: float = typer.Option(30.0, help="Seconds a request may take, waiting included; "
                                                  "then 504."),
-        detector: str = typer.Option("yunet", help="Default detector: yunet, dlib-hog, mediapipe "
-                                                   "or whole."),
+        detector: str = typer.Option("auto", help="Default detector: auto (yunet if installed, "
+                                                  "else the bundled blazeface), yunet, blazeface, "
+                                                  "dlib-hog, mediapipe or whole."),
         tasks: str = typer.Option("age,gender,expression", help="Tasks whose models are loaded."),
         backend: str = typer.Option("auto", help="auto or onnx (ONNX Runtime, the bundled ONNX "
                                                  "files), or torch (needs salface[torch])."),

@@ -178,6 +178,7 @@ def register(app: typer.Typer) -> None:
         tasks: str = typer.Option(..., "--tasks", help="Comma-separated tasks to judge, e.g. expression or age,gender."),
         model: str = typer.Option("default", "--model", help="Bundled model name, or 'default'."),
         detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="YuNet .onnx file, if not installed."),
+        detector: str = typer.Option("yunet", "--detector", help="Face detector (yunet, the one the shipped models were trained on; blazeface; auto; ...)."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images of the split."),
         out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Folder for the report."),
         name: str = typer.Option("pipeline", "--name", help="Report file stem."),
@@ -190,14 +191,14 @@ def register(app: typer.Typer) -> None:
 
         samples = read_split(split_file)["val" if split == "valid" else split][:limit]
         tl = tuple(t for t in tasks.split(",") if t)
-        an = Analyzer(detector="yunet", model=model, tasks=tl,
+        an = Analyzer(detector=detector, model=model, tasks=tl,
                       detector_options={"model_path": str(detector_model)} if detector_model else None)
         res = evaluate_pipeline(samples, tl, an, progress=True)
         det = res.pop("_detection")
         e2e = {t: f"{100 * m['end_to_end_accuracy']:.2f} %" for t, m in res.items()}
         md = write_report(out, f"{name}: analyze end to end on {split_file.name} {split}", res,
                           command=command_line(), stem=name,
-                          extra={"images": det["images"], "faces found": f"{det['with_face']} ({100 * det['rate']:.2f} %)",
+                          extra={"detector": an.detector.name, "images": det["images"], "faces found": f"{det['with_face']} ({100 * det['rate']:.2f} %)",
                                  "accuracy counting no-face images as errors": e2e,
                                  "accuracy below": "over images where the detector found the face"})
         typer.echo(f"{json.dumps(e2e)} → {md}")

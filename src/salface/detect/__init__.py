@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
+import sys
 from typing import Any, Callable
 
 from .base import Detector
 
 # name -> (module, class, one-line description)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
+    "auto": ("", "", "the default: yunet when its model is installed, else blazeface; never "
+                     "downloads"),
     "yunet": ("yunet", "YuNetDetector",
               "OpenCV YuNet CNN (ONNX, 5 landmarks); model via `salface fetch yunet`"),
+    "blazeface": ("blazeface", "BlazeFaceDetector",
+                  "MediaPipe BlazeFace full-range (ONNX, bundled in the package; no landmarks)"),
     "dlib-hog": ("dlib_hog", "DlibHogDetector",
                  "dlib HOG + linear SVM frontal detector (no landmarks); needs salface[dlib]"),
     "mediapipe": ("mediapipe", "MediaPipeDetector",
@@ -27,8 +33,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "whole": ("given", "WholeImage",
               "the whole image is one face (for already-cropped faces)"),
 }
-_ALIASES = {"full-image": "whole", "dlib": "dlib-hog", "hog": "dlib-hog", "blazeface": "mediapipe",
-            "boxes": "given"}
+_ALIASES = {"full-image": "whole", "dlib": "dlib-hog", "hog": "dlib-hog", "boxes": "given"}
 
 _AVAILABILITY: dict[str, Callable[[], str]] = {}
 
@@ -54,7 +59,16 @@ def _module_status(module: str, extra: str) -> Callable[[], str]:
     return check
 
 
+def _blazeface_status() -> str:
+    from ..hub import bundled_status
+
+    st = bundled_status("blazeface")
+    return {"ok": "installed", "mismatch": "bundled model file fails its checksum"}.get(
+        st, "bundled model file missing")
+
+
 _AVAILABILITY["yunet"] = _yunet_status
+_AVAILABILITY["blazeface"] = _blazeface_status
 _AVAILABILITY["dlib-hog"] = _module_status("dlib", "dlib")
 _AVAILABILITY["mediapipe"] = _module_status("mediapipe", "mediapipe")
 
@@ -69,14 +83,48 @@ def canonical_name(name: str) -> str:
     return key
 
 
+_auto_noted = False
+
+
+def auto_choice() -> str:
+    """What ``auto`` runs: ``"yunet"`` when its model file is installed and intact (in the
+    bundle or the cache; see ``salface fetch yunet``), else the bundled ``"blazeface"``. Looks at
+    local files only, never the network."""
+    from ..hub import bundled_status, verify_remote
+
+    return "yunet" if "ok" in (bundled_status("yunet"), verify_remote("yunet")) else "blazeface"
+
+
+def _auto_detector(**kwargs: Any) -> Detector:
+    """The detector :func:`auto_choice` picks; options the chosen one does not take (YuNet's
+    ``max_side``, ``min_face`` ... when BlazeFace runs) are dropped. The first time BlazeFace is
+    picked in a process, one line on stderr says how to get YuNet."""
+    global _auto_noted
+    key = auto_choice()
+    module, cls, _ = _REGISTRY[key]
+    klass = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    params = inspect.signature(klass).parameters
+    if key == "blazeface" and not _auto_noted:
+        _auto_noted = True
+        print("salface: YuNet is not installed, so faces are found with the bundled BlazeFace "
+              "detector; YuNet is the stronger detector (the shipped classifiers were trained on "
+              "its boxes): install it with `salface fetch yunet` (offline: `salface fetch yunet "
+              "--from FILE`)", file=sys.stderr)
+    return klass(**{k: v for k, v in kwargs.items() if k in params and k != "model_path"})
+
+
 def get_detector(name: str, **kwargs: Any) -> Detector:
-    """Build detector ``name`` (``yunet``, ``dlib-hog``, ``mediapipe``, ``given``, ``whole``).
+    """Build detector ``name`` (``auto``, ``yunet``, ``blazeface``, ``dlib-hog``, ``mediapipe``,
+    ``given``, ``whole``).
 
     Keyword arguments go to the detector's constructor, e.g.
     ``get_detector("yunet", score_threshold=0.8, min_side=160)`` or
-    ``get_detector("given", boxes=[(10, 10, 90, 90)])``.
+    ``get_detector("given", boxes=[(10, 10, 90, 90)])``. ``auto`` (see :func:`auto_choice`)
+    passes on the options its choice accepts.
     """
     key = canonical_name(name)
+    if key == "auto":
+        return _auto_detector(**kwargs)
     module, cls, _ = _REGISTRY[key]
     mod = importlib.import_module(f"{__name__}.{module}")
     return getattr(mod, cls)(**kwargs)
@@ -87,6 +135,12 @@ def available_detectors() -> dict[str, str]:
     out = {}
     for key, (_, _, desc) in _REGISTRY.items():
         check = _AVAILABILITY.get(key)
+        if key == "auto":
+            try:
+                out[key] = f"{desc} [ok: {auto_choice()}]"
+            except Exception as exc:  # availability must never crash a listing
+                out[key] = f"{desc} [unknown ({exc})]"
+            continue
         if check is None:
             out[key] = f"{desc} [ok]"
             continue
@@ -99,4 +153,4 @@ def available_detectors() -> dict[str, str]:
     return out
 
 
-__all__ = ["Detector", "available_detectors", "canonical_name", "get_detector"]
+__all__ = ["Detector", "auto_choice", "available_detectors", "canonical_name", "get_detector"]

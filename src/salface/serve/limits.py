@@ -33,7 +33,7 @@ MB = 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 """Bytes a multipart body may carry beyond the image itself (boundaries, headers, option fields)."""
 
-DETECTORS = ("yunet", "dlib-hog", "mediapipe", "whole")
+DETECTORS = ("auto", "yunet", "blazeface", "dlib-hog", "mediapipe", "whole")
 """Detectors a request may ask for (the CLI's choices); each is built on first use."""
 
 SETTINGS_ENV = "SALFACE_SERVE_SETTINGS"
@@ -53,7 +53,7 @@ class Settings:
     max_concurrent: int = 2
     max_queue: int = 16
     timeout: float = 30.0
-    detector: str = "yunet"
+    detector: str = "auto"
     tasks: tuple[str, ...] = ("age", "gender", "expression")
     backend: str = "auto"
     device: str = "cpu"

@@ -242,7 +242,8 @@ class Service:
         drop = {t: None for t in TASKS if t not in opts.tasks}
         kept = [replace(f, **drop) for f in found] if drop else found
         h, w = image.shape[:2]
-        return ImageResult(source=upload.filename, width=w, height=h, faces=kept), image
+        return ImageResult(source=upload.filename, width=w, height=h, faces=kept,
+                           detector=det.name), image
 
     def analyze_json(self, upload: Upload, opts: Options) -> dict[str, Any]:
         return self.analyze(upload, opts)[0].to_dict()

