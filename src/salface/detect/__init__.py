@@ -23,7 +23,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "yunet": ("yunet", "YuNetDetector",
               "OpenCV YuNet CNN (ONNX, 5 landmarks); model via `salface fetch yunet`"),
     "blazeface": ("blazeface", "BlazeFaceDetector",
-                  "MediaPipe BlazeFace full-range (ONNX, bundled in the package; no landmarks)"),
+                  "MediaPipe BlazeFace short+full range (ONNX, bundled in the package; no landmarks)"),
     "dlib-hog": ("dlib_hog", "DlibHogDetector",
                  "dlib HOG + linear SVM frontal detector (no landmarks); needs salface[dlib]"),
     "mediapipe": ("mediapipe", "MediaPipeDetector",
@@ -62,9 +62,11 @@ def _module_status(module: str, extra: str) -> Callable[[], str]:
 def _blazeface_status() -> str:
     from ..hub import bundled_status
 
-    st = bundled_status("blazeface")
-    return {"ok": "installed", "mismatch": "bundled model file fails its checksum"}.get(
-        st, "bundled model file missing")
+    states = {bundled_status("blazeface"), bundled_status("blazeface", variant="short_range")}
+    if states == {"ok"}:
+        return "installed"
+    return ("a bundled model file fails its checksum" if "mismatch" in states
+            else "bundled model file missing")
 
 
 _AVAILABILITY["yunet"] = _yunet_status
