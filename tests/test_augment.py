@@ -84,3 +84,38 @@ def test_bad_settings_and_inputs():
     with pytest.raises(ValueError, match="uint8"):
         degrade(np.zeros((8, 8, 3), np.float32), np.random.default_rng(0))
     assert DEFAULT_WILD.jpeg_quality == (10, 90) and DEFAULT_WILD.face_width == (16.0, 64.0)
+
+
+def test_replicated_margin_finds_the_real_pixels_and_context_replaces_the_rest(tmp_path):
+    import cv2
+
+    from salface.training.augment import BackgroundBank, context_paths, paste_context, replicated_margin
+
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)          # a textured "photo"
+    # the crop reaches past the photo: 10 px left, 6 px top, 4 px right, 0 bottom, edge-replicated
+    crop = cv2.copyMakeBorder(face, 6, 0, 10, 4, cv2.BORDER_REPLICATE)
+    crop = cv2.resize(crop, (64, 46), interpolation=cv2.INTER_NEAREST)[:46, :64]
+    assert crop.shape == (46, 64, 3)
+    x0, y0, x1, y1 = replicated_margin(crop)
+    # 64 / 64 and 46 / 46: no scaling; the replicated runs are the borders (± 1 px at a seam)
+    assert abs(x0 - 10) <= 1 and abs(y0 - 6) <= 1 and abs(x1 - 60) <= 1 and y1 == 46
+    flat = np.full((32, 32, 3), 7, np.uint8)
+    assert replicated_margin(flat) == (0, 0, 32, 32)
+    assert replicated_margin(face[:32, :32]) == (0, 0, 32, 32)     # no padding
+
+    for i in range(10):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.jpg"), rng.integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    train_bg, held = context_paths(tmp_path), context_paths(tmp_path, held_out=True)
+    assert [p.name for p in held] == ["000.jpg", "005.jpg"] and len(train_bg) == 8
+    bank = BackgroundBank(train_bg, gray=True)
+    sq = cv2.copyMakeBorder(face[:30, :30], 10, 10, 10, 10, cv2.BORDER_REPLICATE)   # 50 × 50
+    r = replicated_margin(sq)
+    out = paste_context(sq, bank, np.random.default_rng(1), r)
+    x0, y0, x1, y1 = r
+    inner = (slice(y0 + 3, y1 - 3), slice(x0 + 3, x1 - 3))
+    np.testing.assert_array_equal(out[inner], sq[inner])            # the face is untouched
+    assert np.all(out[:5, :5, 0] == out[:5, :5, 1])                  # grey scene in the corner
+    assert not np.array_equal(out[:5], sq[:5])                       # the streaks are gone
+    nopad = face[:32, :32].copy()
+    assert paste_context(nopad, bank, np.random.default_rng(1)) is nopad

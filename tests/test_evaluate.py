@@ -126,6 +126,39 @@ def test_evaluate_and_ship_a_run(shared, tmp_path, monkeypatch):
     res_nocal, _ = evaluate_run(tmp_path / "run", split="test", out_dir=tmp_path / "b2", threads=1, calibrate=False)
     assert "calibration" not in res_nocal["expression"]
     assert res_nocal["expression"]["accuracy"] == res["expression"]["accuracy"]
+    # prior correction: fitted on val, reported beside the plain accuracy, shipped as logit_bias
+    res_pc, _ = evaluate_run(tmp_path / "run", split="test", out_dir=tmp_path / "b3", threads=1,
+                             prior_correction=("expression",))
+    assert res_pc["expression"]["uncorrected"]["accuracy"] == res["expression"]["accuracy"]
+    rep = json.loads((tmp_path / "b3" / "run_test.json").read_text())
+    pc = rep["extra"]["prior correction (fit on val)"]["expression"]
+    assert len(pc["bias"]) == 7 and 0 <= pc["tau"] <= 1
+    ship_run(tmp_path / "run", name="toy-expr-pc", report=tmp_path / "b3" / "run_test.json",
+             data="5 FER+ test images", license="test", command="test", directory=tmp_path / "bundled")
+    assert load_classifier("toy-expr-pc", directory=str(tmp_path / "bundled"))[1].extra["logit_bias"] == {
+        "expression": pytest.approx(pc["bias"])}
+    with pytest.raises(ValueError, match="val"):
+        evaluate_run(tmp_path / "run", split="val", out_dir=tmp_path / "b4", prior_correction=("expression",))
+
+
+def test_fit_prior_correction_by_hand():
+    from salface.evaluation.calibration import fit_prior_correction
+
+    # two classes, prior 0.8 / 0.2; the rare class's scores are pushed down by log 4
+    rng = np.random.default_rng(0)
+    y = (rng.random(4000) < 0.2).astype(int)
+    margin = np.where(y == 1, 1.0, -1.0) + rng.normal(0, 1, len(y)) - np.log(4.0)
+    z = np.stack([np.zeros(len(y)), margin], 1)
+    loose = fit_prior_correction(z, y, [0.8, 0.2], max_drop=1.0)
+    # with no accuracy limit the balanced optimum removes the bias: τ·log 4 ≈ log 4 → τ ≈ 1
+    assert loose["tau"] == pytest.approx(1.0, abs=0.15)
+    assert loose["bias"][1] - loose["bias"][0] == pytest.approx(loose["tau"] * np.log(4.0), abs=1e-4)
+    assert loose["val_mean_class_accuracy"]["after"] > loose["val_mean_class_accuracy"]["before"] + 0.05
+    strict = fit_prior_correction(z, y, [0.8, 0.2], max_drop=0.0)
+    assert strict["val_accuracy"]["after"] >= strict["val_accuracy"]["before"]
+    assert strict["tau"] < loose["tau"]
+    with pytest.raises(ValueError, match="prior"):
+        fit_prior_correction(z, y, [1.0, 0.0])
 
 
 def test_calibration_metrics_by_hand():

@@ -4,14 +4,14 @@ benchmarks, on either backend.
 :meth:`Classifier.predict` does, in NumPy: reweight + normalise (:func:`salface.preprocess.
 to_input_array`), the network, flip test-time augmentation when the model was evaluated and
 shipped with it (``config.extra["tta_flip"]``: logits of the crop and its mirror averaged; both
-halves go through the network as one batch), temperature scaling per task (fitted on val,
-``config.extra["temperature"]``) and the softmax.
+halves go through the network as one batch), the prior correction and temperature scaling per task (fitted on val,
+``config.extra["logit_bias"]``, ``config.extra["temperature"]``) and the softmax.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -58,7 +58,8 @@ class Classifier:
     def logits(self, pixels: np.ndarray, maps: np.ndarray | None, *,
                ratio: float | None = None, calibrated: bool = True) -> dict[str, np.ndarray]:
         """``{task: (N, C) logits}`` of prepared uint8 crops and their saliency maps (flip TTA
-        when the model ships with it; divided by the task's temperature when ``calibrated``)."""
+        when the model ships with it; when ``calibrated``, plus the task's prior correction
+        ``config.extra["logit_bias"]`` and then divided by its temperature)."""
         cfg = self.config
         x = to_input_array(pixels, maps, cfg, ratio=ratio)
         n = len(x)
@@ -70,10 +71,13 @@ class Classifier:
         out = self.network(x)
         result = {}
         temps: Mapping[str, float] = (cfg.extra.get("temperature") or {}) if calibrated else {}
+        biases: Mapping[str, Sequence[float]] = (cfg.extra.get("logit_bias") or {}) if calibrated else {}
         for t in cfg.tasks:
             z = np.asarray(out[t], dtype=np.float32)
             if tta:
                 z = (z[:n] + z[n:]) / 2
+            if t in biases:
+                z = z + np.asarray(biases[t], np.float32)
             if t in temps:
                 z = z / np.float32(temps[t])
             result[t] = z

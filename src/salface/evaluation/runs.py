@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from .calibration import calibration_metrics, fit_temperature, softmax
+from .calibration import calibration_metrics, fit_prior_correction, fit_temperature, softmax
 from .reports import write_report
 
 TTA_KEY = "flip TTA"
@@ -19,20 +19,27 @@ TTA_KEY = "flip TTA"
 
 
 TEMPERATURE_KEY = "temperature (fit on val)"
+PRIOR_KEY = "prior correction (fit on val)"
 """The report field (``extra``) with the per-task temperatures fitted on val; :func:`ship_run` ships them."""
 
 
 def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best", tta: bool | None = None,
                  out_dir: str | Path = "docs/benchmarks", cache: str | Path | None = None,
                  command: str = "", threads: int | None = None, write: bool = True,
-                 calibrate: bool = True) -> tuple[dict[str, Any], Path | None]:
+                 calibrate: bool = True, prior_correction: Sequence[str] = ()
+                 ) -> tuple[dict[str, Any], Path | None]:
     """Evaluate a training run's ``which`` weights on ``split`` of its crop cache and write
     ``<run>_<split>.{json,md}`` + confusion PNGs + training curves into ``out_dir``.
 
     With ``calibrate`` (and a split other than val) a temperature per task is fitted on the val
     split (:func:`fit_temperature`) and each task's ``calibration`` (ECE, NLL, Brier before and
     after) is measured on ``split``; accuracy is unchanged by it. :func:`ship_run` ships the
-    temperatures with the weights."""
+    temperatures with the weights.
+
+    ``prior_correction`` (tasks; not for the val split): a logit adjustment against the training
+    split's class shares is fitted on val first (:func:`fit_prior_correction`), the temperature
+    then on the adjusted val scores, and ``split`` is judged with the adjusted decision; the
+    unadjusted accuracy is kept in ``results[task]["uncorrected"]``."""
     import os
 
     import torch
@@ -55,14 +62,31 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
     use_tta = preset.tta_flip if tta is None else tta
     logp = predict_arrays(model, config, crops, maps, tta_flip=use_tta, log=True)
     temps: dict[str, float] = {}
-    if calibrate and split != "val":
+    priors: dict[str, dict[str, Any]] = {}
+    if prior_correction and split == "val":
+        raise ValueError("the prior correction is fitted on val: evaluate it on another split")
+    unknown = [t for t in prior_correction if t not in config.tasks]
+    if unknown:
+        raise ValueError(f"prior correction for {unknown}: {run} answers {list(config.tasks)}")
+    raw = dict(logp)
+    if (calibrate or prior_correction) and split != "val":
         vi = cc.indices("val")
         if len(vi):
             vmaps = np.asarray(cc.saliency(config.saliency)[vi]) if config.saliency != "none" else None
             vlogp = predict_arrays(model, config, np.asarray(cc.crops[vi]), vmaps, tta_flip=use_tta, log=True)
+            tri = cc.indices("train")
             for t, v in vlogp.items():
                 vy = cc.task_labels(t)[vi]
-                if (vy >= 0).any():
+                if not (vy >= 0).any():
+                    continue
+                if t in prior_correction:
+                    ty = cc.task_labels(t)[tri]
+                    prior = np.bincount(ty[ty >= 0], minlength=v.shape[1]) + 1.0  # +1: no empty class
+                    priors[t] = fit_prior_correction(v, vy, prior / prior.sum())
+                    b = np.asarray(priors[t]["bias"], np.float32)
+                    v = v + b
+                    logp[t] = logp[t] + b
+                if calibrate:
                     temps[t] = round(fit_temperature(v, vy), 4)
     results, correct = {}, {}
     for t in logp:
@@ -70,10 +94,15 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
         if len(y) and (y >= 0).any():
             pred = logp[t].argmax(1)
             results[t] = task_metrics(t, y, pred)
+            if t in priors:
+                plain = task_metrics(t, y, raw[t].argmax(1))
+                results[t]["uncorrected"] = {"accuracy": plain["accuracy"],
+                                             "mean_class_accuracy": plain["mean_class_accuracy"],
+                                             "per_class_accuracy": plain["per_class_accuracy"]}
             correct[t] = (pred == y)[y >= 0]
             if t in temps:
                 results[t]["calibration"] = {
-                    "temperature": temps[t], "before": calibration_metrics(np.exp(logp[t]), y),
+                    "temperature": temps[t], "before": calibration_metrics(softmax(logp[t].astype(np.float64)), y),
                     "after": calibration_metrics(softmax(logp[t].astype(np.float64) / temps[t]), y)}
     if not write:
         return results, None
@@ -91,9 +120,11 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
              "input": f"{config.input_size} px {config.color}", TTA_KEY: use_tta}
     if temps:
         extra[TEMPERATURE_KEY] = temps
+    if priors:
+        extra[PRIOR_KEY] = priors
     md = write_report(out_dir, f"{run.name} — {split}", results, command=command, extra=extra,
                       history=history, stem=f"{run.name}_{split}", per_image=correct)
     return results, md
 
 
-__all__ = ["TTA_KEY", "TEMPERATURE_KEY", "evaluate_run"]
+__all__ = ["PRIOR_KEY", "TTA_KEY", "TEMPERATURE_KEY", "evaluate_run"]

@@ -1,5 +1,5 @@
-"""Ship a training run: its best weights become a bundled classifier, with the metrics, flip TTA and
-temperatures of the report that judged it (:func:`ship_run`).
+"""Ship a training run: its best weights become a bundled classifier, with the metrics, flip TTA,
+prior correction and temperatures of the report that judged it (:func:`ship_run`).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from .metrics import compact_metrics
-from .runs import TEMPERATURE_KEY, TTA_KEY
+from .runs import PRIOR_KEY, TEMPERATURE_KEY, TTA_KEY
 
 
 def ship_run(run_dir: str | Path, *, name: str, report: str | Path, data: str, license: str,
@@ -33,6 +33,9 @@ def ship_run(run_dir: str | Path, *, name: str, report: str | Path, data: str, l
     temps = rep.get("extra", {}).get(TEMPERATURE_KEY)
     if temps:                    # and with the temperatures fitted on val, if the report has them
         extra["temperature"] = {t: float(v) for t, v in temps.items()}
+    priors = rep.get("extra", {}).get(PRIOR_KEY)
+    if priors:                   # and the logit adjustment fitted on val (added before the temperature)
+        extra["logit_bias"] = {t: [float(b) for b in v["bias"]] for t, v in priors.items()}
     cfg = replace(config, name=name, extra=extra).to_dict()
     from ..models.onnx import bundle_onnx
 

@@ -26,6 +26,7 @@ independently, so about a fifth of the samples (∏(1 − p)) stay undamaged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -166,3 +167,94 @@ def degrade_batch(crops: np.ndarray, rng: np.random.Generator, cfg: WildAugment 
     for i in range(len(crops)):
         out[i] = degrade(crops[i], rng, cfg, None if face_widths is None else float(face_widths[i]))
     return out
+
+
+# ------------------------------------------------------------------------------------ context
+
+def replicated_margin(crop: np.ndarray, tol: int = 1) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of a cached crop that holds real image pixels.
+
+    A margin crop that reaches past the photo's edge is filled by replicating the edge pixels
+    (``salface.crop``), so every padded column (row) equals its neighbour in every row (column).
+    The rectangle excludes the leading and trailing runs of such columns and rows; a crop with
+    no padding gives the whole crop. (A flat, uniform background along a whole edge reads as
+    padding too, which is harmless: it is replaced by other background.)"""
+    g = crop.astype(np.int16)
+    if g.ndim == 3:
+        g = g.max(axis=2) if g.shape[2] > 1 else g[..., 0]
+    same_col = np.all(np.abs(np.diff(g, axis=1)) <= tol, axis=0)  # column j equals column j+1
+    same_row = np.all(np.abs(np.diff(g, axis=0)) <= tol, axis=1)
+
+    def runs(same: np.ndarray) -> tuple[int, int]:
+        n = len(same) + 1
+        lead = int(np.argmin(same)) if not same.all() else n - 1
+        trail = int(np.argmin(same[::-1])) if not same.all() else 0
+        return lead, n - trail
+
+    x0, x1 = runs(same_col)
+    y0, y1 = runs(same_row)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # a flat crop: keep it whole
+        return 0, 0, crop.shape[1], crop.shape[0]
+    return x0, y0, x1, y1
+
+
+class BackgroundBank:
+    """Scene photos to put behind a face whose crop was padded, downscaled once and held in memory.
+
+    ``paths`` are read with OpenCV (RGB); unreadable files are skipped with a note. Each
+    :meth:`patch` is a random square region of a random photo (a tenth to the whole of its short
+    side), resized to the crop size, optionally grey."""
+
+    def __init__(self, paths, max_side: int = 256, gray: bool = False, log=print) -> None:
+        self.images: list[np.ndarray] = []
+        for p in paths:
+            im = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if im is None:
+                log(f"note: background {p} could not be read; skipped")
+                continue
+            k = max_side / max(im.shape[:2])
+            if k < 1:
+                im = cv2.resize(im, (max(1, round(im.shape[1] * k)), max(1, round(im.shape[0] * k))),
+                                interpolation=cv2.INTER_AREA)
+            im = im[..., ::-1]
+            if gray:
+                im = np.repeat(cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+            self.images.append(np.ascontiguousarray(im))
+        if not self.images:
+            raise ValueError("no readable background photos")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def patch(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        im = self.images[int(rng.integers(len(self.images)))]
+        h, w = im.shape[:2]
+        side = max(8, int(round(min(h, w) * rng.uniform(0.1, 1.0))))
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        return cv2.resize(im[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def paste_context(crop: np.ndarray, bank: BackgroundBank, rng: np.random.Generator,
+                  rect: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The crop with its replicated padding (outside ``rect``, default :func:`replicated_margin`)
+    replaced by a background patch, as if the face had been photographed in a scene."""
+    x0, y0, x1, y1 = rect if rect is not None else replicated_margin(crop)
+    s = crop.shape[0]
+    if (x0, y0, x1, y1) == (0, 0, s, s):
+        return crop
+    inside = np.zeros((s, s), np.float32)
+    inside[y0:y1, x0:x1] = 1.0
+    # a soft seam (σ 1.5 px) rather than a hard frame; the face's own pixels stay untouched
+    alpha = np.maximum(cv2.GaussianBlur(inside, (0, 0), 1.5), inside)[..., None]
+    out = alpha * crop.astype(np.float32) + (1.0 - alpha) * bank.patch(s, rng).astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def context_paths(folder: str | Path, held_out: bool = False) -> list[Path]:
+    """The scene photos of ``folder`` (sorted): every fifth one (index % 5 == 0) is held out for
+    evaluation (``held_out=True`` gives those), training uses the others."""
+    exts = {".jpg", ".jpeg", ".png", ".bmp"}
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in exts)
+    if not files:
+        raise FileNotFoundError(f"no photos (.jpg/.png/.bmp) in {folder}")
+    return [p for i, p in enumerate(files) if (i % 5 == 0) == held_out]

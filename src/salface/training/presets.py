@@ -22,6 +22,8 @@ class Augment:
     scale: float = 0.0            # uniform zoom in 1 ± scale
     wild: bool = False            # photo-like damage after the warp (salface.augment: low resolution,
                                   # JPEG, blur, noise, exposure, colour cast, grayscale, occlusion)
+    context: float = 0.0          # probability of replacing a crop's replicated padding by a scene
+    context_source: str = ""      # folder of scene photos for it (4 of every 5, sorted; see augment.py)
 
 
 @dataclass(frozen=True)
@@ -172,13 +174,21 @@ PRESETS["wild-age-gender-no-ema"] = replace(
 # photo-like damage of salface.augment (occlusion, JPEG, noise, blur, low resolution, exposure, …)
 # and larger rotations, at a lower learning rate. Same architecture, input and ML-Net reweighting,
 # so the runtime cost is unchanged. The init hashes pin the shipped v3 models this was tried from.
-PRESETS["robust-expression"] = replace(
-    PRESETS["default-expression"], name="robust-expression", epochs=5, lr=3e-4, warmup_epochs=0.2,
+PRESETS["robust-expression-no-context"] = replace(
+    PRESETS["default-expression"], name="robust-expression-no-context", epochs=5, lr=3e-4, warmup_epochs=0.2,
     augment=Augment(flip=True, rotate=20.0, shift=0.06, scale=0.10, wild=True),
     init="bundled:default-expression",
     init_sha256="8846c70392f0d95af5865d728b3646e88a795f95edf9587b19b0ccba7994d613",
     notes="default-expression (shipped v3 weights) fine-tuned 5 epochs at lr 3e-4 with the photo-like "
           "augmentation + flip, ±20°, ±6 % shift, ±10 % zoom; soft targets as before.")
+# FER+ images are tight 48-px cuts, so a 30 % margin crop of them is mostly replicated edge pixels,
+# which no photo of a face in a scene has: half of the training crops get a scene instead.
+PRESETS["robust-expression"] = replace(
+    PRESETS["robust-expression-no-context"], name="robust-expression",
+    augment=replace(PRESETS["robust-expression-no-context"].augment, context=0.5,
+                    context_source="../shared/data/nus-saliency/stimuli"),
+    notes=PRESETS["robust-expression-no-context"].notes + " Half of the crops: the replicated padding "
+          "replaced by a region of a scene photo (NUS eye-fixation stimuli, 4 of every 5; soft seam).")
 PRESETS["robust-age-gender"] = replace(
     PRESETS["default-age-gender"], name="robust-age-gender", epochs=4, lr=3e-4, warmup_epochs=0.2,
     augment=Augment(flip=True, rotate=20.0, shift=0.06, scale=0.10, wild=True),

@@ -319,6 +319,15 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     ema = ModelEMA(model, preset.ema_decay) if preset.ema_decay else None
     strata = cache_strata(cc, preset.balance, tr)[0] if preset.balance else None
     face_w = (np.asarray(cc.boxes[:, 2] - cc.boxes[:, 0], np.float32) if preset.augment.wild else None)
+    bank, rects = None, None
+    if preset.augment.context > 0:
+        from .augment import BackgroundBank, context_paths, replicated_margin
+        if not preset.augment.context_source:
+            raise ValueError(f"preset {preset.name}: augment.context needs augment.context_source (a folder of photos)")
+        bank = BackgroundBank(context_paths(preset.augment.context_source), gray=cc.meta.get("color") == "gray", log=log)
+        rects = {int(i): replicated_margin(crops[i]) for i in tr}
+        padded = np.mean([r != (0, 0, crops.shape[2], crops.shape[1]) for r in rects.values()])
+        log(f"context: {len(bank)} scene photos; {100 * padded:.1f} % of the training crops are padded")
 
     soft = {t: soft_target_matrix(cc, t, labels[t]) for t in preset.tasks} if preset.soft_targets else {}
     soft = {t: m for t, m in soft.items() if m is not None}
@@ -366,7 +375,13 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
             idx = np.sort(order[step * preset.batch_size:(step + 1) * preset.batch_size])
             if len(idx) == 0:
                 break
-            bc, bm = augment_batch(crops[idx], maps[idx] if maps is not None else None, preset.augment, rng)
+            bc = crops[idx]
+            if bank is not None:
+                from .augment import paste_context
+                hit = rng.random(len(idx)) < preset.augment.context
+                bc = np.stack([paste_context(c, bank, rng, rects[int(i)]) if h else c
+                               for c, i, h in zip(bc, idx, hit)])
+            bc, bm = augment_batch(bc, maps[idx] if maps is not None else None, preset.augment, rng)
             if preset.augment.wild:
                 from .augment import degrade_batch
                 bc = degrade_batch(bc, rng, face_widths=face_w[idx])
