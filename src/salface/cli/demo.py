@@ -24,8 +24,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Analyse the bundled astronaut portrait (NASA, public domain) with the shipped models:
         prints the JSON result, writes OUT/astronaut.jpg (boxes and labels) and
-        OUT/astronaut_face0.png (crop | ML-Net saliency | reweighted). Needs the YuNet detector:
-        downloaded on first use, or installed offline with `salface fetch yunet --from FILE`."""
+        OUT/astronaut_face0.png (crop | ML-Net saliency | reweighted). Works offline right after
+        `pip install salface`: faces are found by YuNet when it is installed (`salface fetch
+        yunet`), else by the bundled BlazeFace; the JSON's "detector" says which."""
         from ..errors import SalfaceError
         from ..pipeline import Analyzer
         from ..viz import annotate, saliency_triplet, save_rgb

@@ -10,9 +10,9 @@ entry ``blazeface`` on every load (:func:`salface.hub.bundled_file`).
 
 Why both: the short-range model finds faces that fill much of the picture (face crops such as
 UTKFace and FER+, close portraits) but misses faces smaller than about 1/5 of it; the full-range
-model finds faces down to about 1/20 of the picture but misses faces that fill it (on 200
-UTKFace val crops: 99 % vs 0.5 % found). Every image goes through both (``ranges``) and their
-faces are merged.
+model finds smaller faces, reliably down to about 1/6 of the picture's longer side (it sees the
+whole picture at 192 px, so fewer below; YuNet sees 640 px), but misses most faces that fill it
+(UTKFace crops, for one). Every image goes through both (``ranges``) and their faces are merged.
 
 Decoding follows MediaPipe's documented SSD anchor scheme; the settings (input size, anchor
 strides, score threshold, ...) are read from the manifest entry's ``config`` (full-range) and
