@@ -119,3 +119,23 @@ def test_replicated_margin_finds_the_real_pixels_and_context_replaces_the_rest(t
     assert not np.array_equal(out[:5], sq[:5])                       # the streaks are gone
     nopad = face[:32, :32].copy()
     assert paste_context(nopad, bank, np.random.default_rng(1)) is nopad
+
+
+@pytest.mark.parametrize("kind", ["eyes", "lower", "side"])
+def test_occlude_part_covers_the_named_part(kind):
+    from salface.training.augment import occlude_part
+
+    crop = np.full((96, 96, 3), 128, np.uint8)
+    lm = np.array([[31, 40], [64, 40], [47, 58], [35, 70], [62, 70]], np.float32)
+    out = occlude_part(crop, lm, np.random.default_rng(0), kind)
+    changed = np.abs(out.astype(int) - crop).max(axis=2) > 20
+    ys, xs = np.nonzero(changed)
+    assert changed.mean() > 0.02
+    if kind == "eyes":       # a band about the eye line
+        assert abs(ys.mean() - 40) < 4 and not changed[80:].any()
+    if kind == "lower":      # below the eyes, over the mouth
+        assert ys.min() > 45 and changed[70, 47]
+    grey = occlude_part(crop, lm, np.random.default_rng(0), kind)
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1], grey[..., 2])
+    nan = np.full((5, 2), np.nan, np.float32)
+    assert occlude_part(crop, nan, np.random.default_rng(0)) is crop

@@ -258,3 +258,60 @@ def context_paths(folder: str | Path, held_out: bool = False) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"no photos (.jpg/.png/.bmp) in {folder}")
     return [p for i, p in enumerate(files) if (i % 5 == 0) == held_out]
+
+
+# ------------------------------------------------------------------------------------ face parts
+
+PART_KINDS = ("eyes", "lower", "side")
+
+
+def occlude_part(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+                 kind: str | None = None) -> np.ndarray:
+    """Cover a part of the face, placed by its five landmarks (crop pixels), with a solid,
+    slightly textured shape: ``eyes`` (a dark or coloured band over both eyes, like glasses or a
+    visor), ``lower`` (nose tip to chin, like a scarf or a mask), ``side`` (an ellipse over a
+    cheek or the mouth, like a hand or a cup). Sizes, angles and colours are drawn from
+    ``rng``; the edge is soft (σ 1 px). A crop without landmarks (NaN) is returned unchanged."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (5, 2) or not np.all(np.isfinite(lm)):
+        return crop
+    kind = kind or PART_KINDS[int(rng.integers(len(PART_KINDS)))]
+    eye_r, eye_l, nose, m_r, m_l = lm
+    iod = float(np.linalg.norm(eye_l - eye_r))
+    if iod < 2:
+        return crop
+    angle = float(np.degrees(np.arctan2(eye_l[1] - eye_r[1], eye_l[0] - eye_r[0])))
+    mouth = (m_r + m_l) / 2
+    s = crop.shape[0]
+    alpha = np.zeros(crop.shape[:2], np.float32)
+    if kind == "eyes":
+        c = (eye_r + eye_l) / 2
+        size = (iod * rng.uniform(1.7, 2.3), iod * rng.uniform(0.35, 0.65))
+        box = cv2.boxPoints(((float(c[0]), float(c[1])), size, angle))
+        cv2.fillConvexPoly(alpha, np.round(box * 4).astype(np.int32), 1.0, lineType=cv2.LINE_AA, shift=2)
+        colour = rng.uniform(0, 60, 3) if rng.random() < 0.7 else rng.uniform(0, 255, 3)
+    elif kind == "lower":
+        top = nose + (nose - (eye_r + eye_l) / 2) * rng.uniform(-0.3, 0.1)
+        bottom = mouth + (mouth - nose) * rng.uniform(1.2, 2.0)
+        half = iod * rng.uniform(0.9, 1.3)
+        u = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+        poly = np.array([top - u * half, top + u * half, bottom + u * half * 0.8, bottom - u * half * 0.8])
+        cv2.fillConvexPoly(alpha, np.round(poly * 4).astype(np.int32), 1.0, lineType=cv2.LINE_AA, shift=2)
+        colour = rng.uniform(60, 255, 3)
+    elif kind == "side":
+        centre = [m_r, m_l, mouth, (m_r + eye_r) / 2, (m_l + eye_l) / 2][int(rng.integers(5))]
+        axes = (iod * rng.uniform(0.4, 0.8), iod * rng.uniform(0.3, 0.6))
+        cv2.ellipse(alpha, (int(round(centre[0] * 4)), int(round(centre[1] * 4))),
+                    (int(round(axes[0] * 4)), int(round(axes[1] * 4))), rng.uniform(0, 180), 0, 360,
+                    1.0, -1, lineType=cv2.LINE_AA, shift=2)
+        skin = np.array([224.0, 172.0, 140.0]) * rng.uniform(0.35, 1.1)
+        colour = np.clip(skin + rng.normal(0, 12, 3), 0, 255)
+    else:
+        raise ValueError(f"unknown part {kind!r}; expected one of {PART_KINDS}")
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 1.0)[..., None]
+    texture = rng.normal(0, rng.uniform(0, 12), (s, s, 1)).astype(np.float32)
+    fill = np.clip(np.asarray(colour, np.float32)[None, None, :] + texture, 0, 255)
+    if crop.ndim == 3 and np.array_equal(crop[..., 0], crop[..., 1]) and np.array_equal(crop[..., 1], crop[..., 2]):
+        fill = np.repeat(fill.mean(axis=2, keepdims=True), 3, axis=2)  # a grey crop stays grey
+    out = alpha * fill + (1.0 - alpha) * crop.astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -320,6 +320,7 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     strata = cache_strata(cc, preset.balance, tr)[0] if preset.balance else None
     face_w = (np.asarray(cc.boxes[:, 2] - cc.boxes[:, 0], np.float32) if preset.augment.wild else None)
     bank, rects = None, None
+    lms = np.asarray(cc.landmarks, np.float32) if preset.augment.parts > 0 else None
     if preset.augment.context > 0:
         from .augment import BackgroundBank, context_paths, replicated_margin
         if not preset.augment.context_source:
@@ -381,6 +382,10 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
                 hit = rng.random(len(idx)) < preset.augment.context
                 bc = np.stack([paste_context(c, bank, rng, rects[int(i)]) if h else c
                                for c, i, h in zip(bc, idx, hit)])
+            if lms is not None:
+                from .augment import occlude_part
+                hit = rng.random(len(idx)) < preset.augment.parts
+                bc = np.stack([occlude_part(c, lms[i], rng) if h else c for c, i, h in zip(bc, idx, hit)])
             bc, bm = augment_batch(bc, maps[idx] if maps is not None else None, preset.augment, rng)
             if preset.augment.wild:
                 from .augment import degrade_batch
