@@ -1,6 +1,7 @@
 """Does the expression model depend on what surrounds the face? FER+ crops vs faces in scenes.
 
-    python benchmarks/context_shift.py --models default-expression,CANDIDATE [--fer-limit 0] [--utk-limit 600]
+    python benchmarks/context_shift.py --models default-expression,CANDIDATE [--split val|test]
+        [--fer-limit 0] [--utk-limit 600]
 
 FER+ images are tight 48-px cuts of a face, so the pipeline's 30 % margin crop of them is filled by
 replicating the photo's edge pixels (streaks). A face in a real photo has hair, neck and scene
@@ -94,6 +95,7 @@ def main() -> None:
     ap.add_argument("--fer-limit", type=int, default=0, help="FER+ test faces (0: all)")
     ap.add_argument("--utk-limit", type=int, default=600, help="UTKFace test photos (seeded, stratified)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", default="test", help="split of both split files (val to choose, test to report)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "context_shift")
     a = ap.parse_args()
     models = [m for m in a.models.split(",") if m]
@@ -104,7 +106,7 @@ def main() -> None:
     scenes = [cv2.imread(str(p))[..., ::-1].copy() for p in context_paths(a.scenes, held_out=True)]
 
     # 1. FER+ faces in scenes
-    fer = read_split(a.splits / "ferplus.jsonl")["test"]
+    fer = read_split(a.splits / "ferplus.jsonl")[a.split]
     fer = stratified_subset(fer, a.fer_limit or None, a.seed, key=lambda s: s.labels["expression"])
     truth, clean, scene = [], {m: [] for m in models}, {m: [] for m in models}
     skipped = 0
@@ -134,7 +136,7 @@ def main() -> None:
 
     # 2. UTKFace: real context vs FER+-like framing
     k = fer_framing(a.fer_cache)
-    utk = read_split(a.splits / "utkface.jsonl")["test"]
+    utk = read_split(a.splits / "utkface.jsonl")[a.split]
     utk = stratified_subset(utk, a.utk_limit or None, a.seed, key=lambda s: (s.labels["gender"], s.labels["age"]))
     agree = {m: [] for m in models}
     tv = {m: [] for m in models}
@@ -172,7 +174,7 @@ def main() -> None:
               "command": "python benchmarks/context_shift.py " + " ".join(os.sys.argv[1:]),
               "bundled_dir": os.environ.get("SALFACE_BUNDLED_DIR", "(the package's)"),
               "models": {m: man.get(m, {}).get("sha256") for m in models},
-              "seed": a.seed, "seconds": round(time.time() - t0, 1),
+              "seed": a.seed, "split": a.split, "seconds": round(time.time() - t0, 1),
               "fer_in_scenes": part1, "utk_context_vs_fer_framing": part2}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
@@ -180,18 +182,18 @@ def main() -> None:
          f"- date {report['date']}, commit `{report['commit']}`, machine: {report['machine']}",
          f"- command: `{report['command']}`", f"- bundle: {report['bundled_dir']}",
          f"- method: see the docstring of `benchmarks/context_shift.py`", "",
-         f"## 1. FER+ test faces pasted into held-out scenes ({part1['faces']} faces; "
+         f"## 1. FER+ {a.split} faces pasted into held-out scenes ({part1['faces']} faces; "
          f"{skipped} without a YuNet face left out)", "",
          "| model (sha256) | clean % | in a scene % | drop | McNemar vs first, clean / scene |", "|---|---|---|---|---|"]
     for m, r in part1["models"].items():
         p = f"{r['vs_first_clean_p']:.2g} / {r['vs_first_scene_p']:.2g}" if m != base else "–"
         L.append(f"| {m} ({(report['models'][m] or '')[:12]}) | {100 * r['clean']:.1f} | {100 * r['scene']:.1f} | "
                  f"{100 * r['drop']:+.1f} | {p} |")
-    L += ["", f"## 2. UTKFace test photos: real surroundings vs FER+-like framing ({n2} faces, "
+    L += ["", f"## 2. UTKFace {a.split} photos: real surroundings vs FER+-like framing ({n2} faces, "
           f"k = {k:.3f})", "", "| model | same label % | mean total variation | McNemar vs first |", "|---|---|---|---|"]
     for m, r in part2["models"].items():
         L.append(f"| {m} | {100 * r['label_agreement']:.1f} | {r['mean_total_variation']:.3f} | "
-                 f"{r.get('vs_first_p', float('nan')):.2g} |")
+                 (f"{r['vs_first_p']:.2g}" if 'vs_first_p' in r else "–") + " |")
     a.out.with_suffix(".md").write_text("\n".join(L) + "\n")
     print("\n".join(L))
 

@@ -191,6 +191,11 @@ PRESETS["robust-expression"] = replace(
                     context_source="../shared/data/nus-saliency/stimuli"),
     notes=PRESETS["robust-expression-no-context"].notes + " Half of the crops: the replicated padding "
           "replaced by a region of a scene photo (NUS eye-fixation stimuli, 4 of every 5; soft seam).")
+PRESETS["robust-expression-parts"] = replace(
+    PRESETS["robust-expression"], name="robust-expression-parts",
+    augment=replace(PRESETS["robust-expression"].augment, parts=0.3),
+    notes=PRESETS["robust-expression"].notes + " A face part covered on 30 % of the crops (eyes band, "
+          "nose-to-chin or a cheek/the mouth, placed by the landmarks).")
 PRESETS["robust-age-gender"] = replace(
     PRESETS["default-age-gender"], name="robust-age-gender", epochs=4, lr=3e-4, warmup_epochs=0.2,
     augment=Augment(flip=True, rotate=20.0, shift=0.06, scale=0.10, wild=True, parts=0.2),
