@@ -38,6 +38,18 @@ def _load(path: str | Path) -> dict[str, Any]:
     return d
 
 
+def load_pair(a_path: str | Path, b_path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reports A and B, checked to hold the same faces under the same conditions."""
+    a, b = _load(a_path), _load(b_path)
+    for k in _SAME:
+        if a.get(k) != b.get(k):
+            raise ValueError(f"the reports differ in {k}: {a.get(k)!r} vs {b.get(k)!r}; rerun on the same faces")
+    if a["per_face"]["paths"] != b["per_face"]["paths"]:
+        raise ValueError("the reports hold different faces (a face the clean detector missed in one run "
+                         "but not the other?); compare runs on the same subset")
+    return a, b
+
+
 def _correct(pred: str, truth: str) -> np.ndarray:
     p = np.frombuffer(pred.encode(), np.uint8)
     t = np.frombuffer(truth.encode(), np.uint8)
@@ -59,14 +71,8 @@ def _bootstrap(diff: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
 def compare_reports(a_path: str | Path, b_path: str | Path, *, n_boot: int = 10000,
                     seed: int = 0) -> dict[str, Any]:
     """Per task: the paired comparison of report B against report A (see the module docstring)."""
-    a, b = _load(a_path), _load(b_path)
-    for k in _SAME:
-        if a.get(k) != b.get(k):
-            raise ValueError(f"the reports differ in {k}: {a.get(k)!r} vs {b.get(k)!r}; rerun on the same faces")
+    a, b = load_pair(a_path, b_path)
     fa, fb = a["per_face"], b["per_face"]
-    if fa["paths"] != fb["paths"]:
-        raise ValueError("the reports hold different faces (a face the clean detector missed in one run "
-                         "but not the other?); compare runs on the same subset")
     conds = [c for c in a["conditions"] if c["name"] in fb["conditions"]]
     out: dict[str, Any] = {"a": {"path": str(a_path), "models": a["models"], "commit": a.get("commit")},
                            "b": {"path": str(b_path), "models": b["models"], "commit": b.get("commit")},
