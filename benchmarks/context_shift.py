@@ -176,25 +176,33 @@ def main() -> None:
               "models": {m: man.get(m, {}).get("sha256") for m in models},
               "seed": a.seed, "split": a.split, "seconds": round(time.time() - t0, 1),
               "fer_in_scenes": part1, "utk_context_vs_fer_framing": part2}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    write(report, a.out)
+
+
+def write(report: dict, out: Path) -> None:
+    """``out``.json and the Markdown ``out``.md of a report."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    part1, part2, split = report["fer_in_scenes"], report["utk_context_vs_fer_framing"], report["split"]
+    base = next(iter(part1["models"]))
     L = ["# Context shift: FER+ crops vs faces in scenes (expression)", "",
          f"- date {report['date']}, commit `{report['commit']}`, machine: {report['machine']}",
          f"- command: `{report['command']}`", f"- bundle: {report['bundled_dir']}",
-         f"- method: see the docstring of `benchmarks/context_shift.py`", "",
-         f"## 1. FER+ {a.split} faces pasted into held-out scenes ({part1['faces']} faces; "
-         f"{skipped} without a YuNet face left out)", "",
+         "- method: see the docstring of `benchmarks/context_shift.py`", "",
+         f"## 1. FER+ {split} faces pasted into held-out scenes ({part1['faces']} faces; "
+         f"{part1['skipped_no_face']} without a YuNet face left out)", "",
          "| model (sha256) | clean % | in a scene % | drop | McNemar vs first, clean / scene |", "|---|---|---|---|---|"]
     for m, r in part1["models"].items():
         p = f"{r['vs_first_clean_p']:.2g} / {r['vs_first_scene_p']:.2g}" if m != base else "–"
         L.append(f"| {m} ({(report['models'][m] or '')[:12]}) | {100 * r['clean']:.1f} | {100 * r['scene']:.1f} | "
                  f"{100 * r['drop']:+.1f} | {p} |")
-    L += ["", f"## 2. UTKFace {a.split} photos: real surroundings vs FER+-like framing ({n2} faces, "
-          f"k = {k:.3f})", "", "| model | same label % | mean total variation | McNemar vs first |", "|---|---|---|---|"]
+    L += ["", f"## 2. UTKFace {split} photos: real surroundings vs FER+-like framing ({part2['faces']} faces, "
+          f"k = {part2['fer_framing_k']:.3f})", "",
+          "| model | same label % | mean total variation | McNemar vs first |", "|---|---|---|---|"]
     for m, r in part2["models"].items():
-        L.append(f"| {m} | {100 * r['label_agreement']:.1f} | {r['mean_total_variation']:.3f} | "
-                 (f"{r['vs_first_p']:.2g}" if 'vs_first_p' in r else "–") + " |")
-    a.out.with_suffix(".md").write_text("\n".join(L) + "\n")
+        p = f"{r['vs_first_p']:.2g}" if "vs_first_p" in r else "–"
+        L.append(f"| {m} | {100 * r['label_agreement']:.1f} | {r['mean_total_variation']:.3f} | {p} |")
+    out.with_suffix(".md").write_text("\n".join(L) + "\n")
     print("\n".join(L))
 
 
