@@ -206,6 +206,9 @@ PRESETS["robust-age-gender"] = replace(
           "augmentation + flip, ±20°, ±6 % shift, ±10 % zoom, a face part covered on 20 % of the crops "
           "(eyes band, nose-to-chin or a cheek/the mouth, placed by the landmarks), sampling balanced "
           "over gender × age group × race (weights n^-0.5).")
+PRESETS["robust-age-gender-uniform"] = replace(
+    PRESETS["robust-age-gender"], name="robust-age-gender-uniform", balance=(),
+    notes="robust-age-gender with uniform sampling (the data's own mix of gender, age and race).")
 
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
