@@ -218,3 +218,24 @@ def test_robust_presets_pin_the_shipped_weights():
     for name in ("robust-expression", "robust-age-gender"):
         p = get_preset(name)
         assert p.init.startswith("bundled:") and len(p.init_sha256) == 64 and p.augment.wild
+
+
+def test_soup_interpolates_two_runs(tiny_cache, tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    from salface import presets
+    from salface.training.soup import interpolate_runs
+
+    monkeypatch.setitem(presets.PRESETS, "default-expression",
+                        presets.PRESETS["default-expression"].with_overrides(input_size=32))
+    _run(tiny_cache, tmp_path / "a", 1)
+    train("default-expression", tiny_cache, out_dir=tmp_path / "b", epochs=1, seed=9, saliency="none",
+          pretrained=False, batch_size=8, progress=False, threads=1, log=lambda s: None)
+    out = interpolate_runs(tmp_path / "a", tmp_path / "b", 0.25, tmp_path / "soup")
+    a, b, s = (load_file(str(p / "best.safetensors")) for p in (tmp_path / "a", tmp_path / "b", out))
+    k = next(k for k in a if a[k].dtype.kind == "f" and not np.array_equal(a[k], b[k]))
+    np.testing.assert_allclose(s[k], 0.75 * a[k] + 0.25 * b[k], rtol=1e-5, atol=1e-6)
+    model, cfg, _ = load_run(out)            # a run folder like any other
+    assert cfg.name == "soup" and json.loads((out / "config.json").read_text())["soup"]["alpha"] == 0.25
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_runs(tmp_path / "a", tmp_path / "b", 1.5, tmp_path / "bad")

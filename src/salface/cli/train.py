@@ -143,6 +143,24 @@ def register(app: typer.Typer) -> None:
         (Path(out) / "command.txt").write_text(command_line() + "\n")
         typer.echo(f"best val score {r.best_score:.4f} at epoch {r.best_epoch}; weights in {out}/best.safetensors")
 
+    @app.command("soup")
+    def soup_cmd(
+        run_a: Path = typer.Argument(..., help="Run A (α = 0), e.g. the starting model."),
+        run_b: Path = typer.Argument(..., help="Run B (α = 1), e.g. the model fine-tuned from A."),
+        alpha: float = typer.Option(..., "--alpha", help="Weight of B in (1 − α)·A + α·B."),
+        out: Path = typer.Option(..., "--out", help="Run folder for the interpolated model."),
+    ) -> None:
+        """Interpolate two runs' weights (WiSE-FT): a run folder that evaluate and ship take."""
+        from ..training.soup import interpolate_runs
+
+        try:
+            p = interpolate_runs(run_a, run_b, alpha, out)
+        except (ValueError, FileNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
+        (p / "command.txt").write_text(command_line() + "\n")
+        typer.echo(f"{p}: (1 − {alpha})·{run_a} + {alpha}·{run_b}")
+
     @app.command("evaluate")
     def evaluate_cmd(
         runs: List[Path] = typer.Argument(..., help="Training run folder(s); several give a side-by-side table."),
