@@ -29,3 +29,12 @@ def test_bias_moves_the_decision_and_temperature_only_sharpens():
     # uncalibrated logits (parity checks) are the network's own
     raw = both.logits(crops, None, calibrated=False)["expression"][0]
     assert raw[:2] == pytest.approx([2.0, 1.5])
+
+
+def test_without_prior_correction_drops_only_the_bias():
+    crops = np.zeros((1, 8, 8, 3), np.uint8)
+    clf = _clf({"logit_bias": {"expression": [0.0, 1.0, 0, 0, 0, 0, 0]}, "tta_flip": False})
+    plain = clf.without_prior_correction()
+    assert "logit_bias" not in plain.config.extra and plain.config.extra["tta_flip"] is False
+    assert plain.predict(crops, None)["expression"][0].argmax() == 0
+    assert clf.predict(crops, None)["expression"][0].argmax() == 1      # the original is unchanged

@@ -125,6 +125,11 @@ class Analyzer:
         (INT8 for the networks whose quantised copy kept val accuracy within 0.3 points,
         ``docs/benchmarks/int8_trial.md``; float otherwise), ``"onnx"`` always float,
         ``"onnx_int8"`` always INT8 (where bundled).
+    prior_correction:
+        Apply a model's shipped prior correction (``config.extra["logit_bias"]``: the expression
+        model's logit adjustment against FER+'s class shares, so rare expressions such as fear and
+        disgust are not drowned by neutral and happy; ``docs/training.md``). ``False`` gives the
+        network's own decision (its calibration then is approximate).
     prefetch:
         Decode and detect the next images in a background thread while the networks run on the
         current batch (results still come in input order). ``False`` does everything in the
@@ -154,6 +159,7 @@ class Analyzer:
         detector_options: dict[str, Any] | None = None,
         prefetch: bool = True,
         variant: str = "auto",
+        prior_correction: bool = True,
     ) -> None:
         for t in tasks:
             if t not in TASKS:
@@ -175,6 +181,7 @@ class Analyzer:
         self.ratio_override = ratio
         self._saliency_models: dict[str, SaliencyModel] = {}
         self._saliency_override = saliency
+        self.prior_correction = prior_correction
         self.groups: list[_Group] = self._load_groups(model) if model is not None else []
         self.display_saliency: SaliencyModel | None = None
         if not self.groups and return_saliency:
@@ -201,6 +208,8 @@ class Analyzer:
         for name, wanted in names.items():
             clf = load_classifier(name, backend=self.backend, device=self.device,
                                   threads=self.threads, variant=self.variant)
+            if not self.prior_correction:
+                clf = clf.without_prior_correction()
             tasks = tuple(t for t in wanted if t in clf.tasks)
             if not tasks:
                 raise ValueError(f"model {name!r} answers {list(clf.tasks)}, none of {wanted}")

@@ -93,6 +93,12 @@ class Classifier:
         return Classifier(self.name, replace(self.config, ratio=ratio), self.network,
                           self.backend, self.device)
 
+    def without_prior_correction(self) -> "Classifier":
+        """The same network deciding by its own logits (no shipped ``logit_bias``)."""
+        extra = {k: v for k, v in self.config.extra.items() if k != "logit_bias"}
+        return Classifier(self.name, replace(self.config, extra=extra), self.network,
+                          self.backend, self.device)
+
     def __repr__(self) -> str:
         return (f"Classifier({self.name!r}, tasks={list(self.tasks)}, backend={self.backend!r}, "
                 f"device={self.device!r})")

@@ -317,6 +317,10 @@ def register(app: typer.Typer) -> None:
                                                       "docs/detectors.md)."),
         max_faces: Optional[int] = typer.Option(None, min=1, help="Keep at most N faces per image "
                                                                   "(highest detector score first)."),
+        prior_correction: bool = typer.Option(True, "--prior-correction/--no-prior-correction",
+                                              help="Apply the expression model's shipped prior "
+                                                   "correction (rare expressions not drowned by "
+                                                   "FER+'s neutral/happy majority; see docs/training.md)."),
         every: int = typer.Option(1, "--every", min=1, help="Video: analyse every N-th frame."),
         fps: Optional[float] = typer.Option(None, "--fps", min=0.001,
                                             help="Video: analyse about F frames per second "
@@ -407,7 +411,7 @@ def register(app: typer.Typer) -> None:
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
                                 batch_size=batch_size, return_saliency=saliency_dir is not None,
                                 keep_images=annotate_dir is not None, max_faces=max_faces,
-                                backend=backend, threads=threads)
+                                backend=backend, threads=threads, prior_correction=prior_correction)
         except MissingModelError as exc:
             from ..hub import DEFAULT_MODELS, load_manifest
 

@@ -72,7 +72,9 @@ def register(app: typer.Typer) -> None:
         if out is None:
             typer.echo(md)
             return
+        stem = out.name[: -len(out.suffix)] if out.suffix in (".md", ".json") else out.name
+        md_path, json_path = out.parent / f"{stem}.md", out.parent / f"{stem}.json"  # "x-0.5" keeps its ".5"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(md + "\n")
-        out.with_suffix(".json").write_text(json.dumps(cmp, indent=1) + "\n")
-        typer.echo(f"→ {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+        md_path.write_text(md + "\n")
+        json_path.write_text(json.dumps(cmp, indent=1) + "\n")
+        typer.echo(f"→ {md_path} and {json_path}")
