@@ -128,8 +128,10 @@ class Analyzer:
     prior_correction:
         Apply a model's shipped prior correction (``config.extra["logit_bias"]``: the expression
         model's logit adjustment against FER+'s class shares, so rare expressions such as fear and
-        disgust are not drowned by neutral and happy; ``docs/training.md``). ``False`` gives the
-        network's own decision (its calibration then is approximate).
+        disgust are not drowned by neutral and happy; ``docs/training.md``). Off by default: it
+        raises FER+'s mean per-class accuracy by 3.5 points and lowers its plain accuracy by 1.05
+        (the temperature is fitted for the default decision, so probabilities are then only
+        approximately calibrated).
     prefetch:
         Decode and detect the next images in a background thread while the networks run on the
         current batch (results still come in input order). ``False`` does everything in the
@@ -159,7 +161,7 @@ class Analyzer:
         detector_options: dict[str, Any] | None = None,
         prefetch: bool = True,
         variant: str = "auto",
-        prior_correction: bool = True,
+        prior_correction: bool = False,
     ) -> None:
         for t in tasks:
             if t not in TASKS:
@@ -208,8 +210,8 @@ class Analyzer:
         for name, wanted in names.items():
             clf = load_classifier(name, backend=self.backend, device=self.device,
                                   threads=self.threads, variant=self.variant)
-            if not self.prior_correction:
-                clf = clf.without_prior_correction()
+            if self.prior_correction:
+                clf = clf.with_prior_correction()
             tasks = tuple(t for t in wanted if t in clf.tasks)
             if not tasks:
                 raise ValueError(f"model {name!r} answers {list(clf.tasks)}, none of {wanted}")

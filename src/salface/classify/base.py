@@ -4,8 +4,9 @@ benchmarks, on either backend.
 :meth:`Classifier.predict` does, in NumPy: reweight + normalise (:func:`salface.preprocess.
 to_input_array`), the network, flip test-time augmentation when the model was evaluated and
 shipped with it (``config.extra["tta_flip"]``: logits of the crop and its mirror averaged; both
-halves go through the network as one batch), the prior correction and temperature scaling per task (fitted on val,
-``config.extra["logit_bias"]``, ``config.extra["temperature"]``) and the softmax.
+halves go through the network as one batch), on request the shipped prior correction
+(``config.extra["logit_bias"]``), temperature scaling per task (fitted on val,
+``config.extra["temperature"]``) and the softmax.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class Classifier:
     (preprocessing, labels, temperature) and its network on a backend."""
 
     def __init__(self, name: str, config: ClassifierConfig, network: Network,
-                 backend: str = "onnx", device: str = "cpu") -> None:
+                 backend: str = "onnx", device: str = "cpu", prior_correction: bool = False) -> None:
         self.name = name
+        self.prior_correction = prior_correction
         self.config = config
         self.network = network
         self.backend = backend
@@ -58,8 +60,9 @@ class Classifier:
     def logits(self, pixels: np.ndarray, maps: np.ndarray | None, *,
                ratio: float | None = None, calibrated: bool = True) -> dict[str, np.ndarray]:
         """``{task: (N, C) logits}`` of prepared uint8 crops and their saliency maps (flip TTA
-        when the model ships with it; when ``calibrated``, plus the task's prior correction
-        ``config.extra["logit_bias"]`` and then divided by its temperature)."""
+        when the model ships with it; when ``calibrated``, plus the task's shipped prior correction
+        ``config.extra["logit_bias"]`` if this classifier was asked for it, then divided by the
+        task's temperature)."""
         cfg = self.config
         x = to_input_array(pixels, maps, cfg, ratio=ratio)
         n = len(x)
@@ -71,7 +74,8 @@ class Classifier:
         out = self.network(x)
         result = {}
         temps: Mapping[str, float] = (cfg.extra.get("temperature") or {}) if calibrated else {}
-        biases: Mapping[str, Sequence[float]] = (cfg.extra.get("logit_bias") or {}) if calibrated else {}
+        biases: Mapping[str, Sequence[float]] = ((cfg.extra.get("logit_bias") or {})
+                                                 if calibrated and self.prior_correction else {})
         for t in cfg.tasks:
             z = np.asarray(out[t], dtype=np.float32)
             if tta:
@@ -91,13 +95,11 @@ class Classifier:
     def with_ratio(self, ratio: float) -> "Classifier":
         """The same network with another reweighting ratio in its config (an ablation)."""
         return Classifier(self.name, replace(self.config, ratio=ratio), self.network,
-                          self.backend, self.device)
+                          self.backend, self.device, self.prior_correction)
 
-    def without_prior_correction(self) -> "Classifier":
-        """The same network deciding by its own logits (no shipped ``logit_bias``)."""
-        extra = {k: v for k, v in self.config.extra.items() if k != "logit_bias"}
-        return Classifier(self.name, replace(self.config, extra=extra), self.network,
-                          self.backend, self.device)
+    def with_prior_correction(self, on: bool = True) -> "Classifier":
+        """The same network, adding (``on``) or not its shipped ``logit_bias`` to the logits."""
+        return Classifier(self.name, self.config, self.network, self.backend, self.device, prior_correction=on)
 
     def __repr__(self) -> str:
         return (f"Classifier({self.name!r}, tasks={list(self.tasks)}, backend={self.backend!r}, "

@@ -14,7 +14,7 @@ Two steps, both driven by the model's :class:`~salface.models.config.ClassifierC
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -60,21 +60,17 @@ def to_input_tensor(crops, saliency_maps, config: ClassifierConfig,
 
 
 def forward_logits(model, x: torch.Tensor, *, tta_flip: bool = False,
-                   temperature: Mapping[str, float] | None = None,
-                   bias: Mapping[str, Sequence[float]] | None = None) -> dict[str, torch.Tensor]:
+                   temperature: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
     """``{task: logits}`` of ``model`` (a torch classifier, or anything called the same way, e.g.
     :class:`salface.models.onnx.OnnxModel`) on the input tensor ``x``. With ``tta_flip`` the logits
-    of ``x`` and its horizontal mirror are averaged; a task with a ``bias`` (a shipped prior
-    correction) has it added; a task with a ``temperature`` has its logits divided by it (temperature scaling: the softmax gets calibrated, the argmax stays). The one
+    of ``x`` and its horizontal mirror are averaged; a task with a ``temperature`` has its logits
+    divided by it (temperature scaling: the softmax gets calibrated, the argmax stays). The one
     forward pass shared by evaluation, ``analyze`` and the benchmarks; the caller chooses the grad
     mode."""
     out = model(x)
     if tta_flip:
         mirrored = model(torch.flip(x, dims=[3]))
         out = {t: (out[t] + mirrored[t]) / 2 for t in out}
-    if bias:
-        out = {t: (v + torch.as_tensor(bias[t], dtype=v.dtype, device=v.device) if t in bias else v)
-               for t, v in out.items()}
     if temperature:
         out = {t: (v / float(temperature[t]) if t in temperature else v) for t, v in out.items()}
     return out

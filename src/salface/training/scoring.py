@@ -61,8 +61,8 @@ def predict_arrays(model: "torch.nn.Module", config, crops: np.ndarray, maps: np
                    batch_size: int = 256, tta_flip: bool = False, device: str = "cpu",
                    progress: bool = False, log: bool = False) -> dict[str, np.ndarray]:
     """Softmax probabilities ``{task: (N, C)}`` for uint8 crops ``(N, S, S, 3)`` (+ maps); their
-    logarithms with ``log``. A shipped model's prior correction (``config.extra["logit_bias"]``)
-    and temperature (``config.extra["temperature"]``) are applied, as ``analyze`` applies them."""
+    logarithms with ``log``. A shipped model's temperature (``config.extra["temperature"]``) is
+    applied, as ``analyze`` applies it (its optional prior correction is not)."""
     import torch
 
     from ..models.preprocess import forward_logits, to_input_tensor
@@ -79,8 +79,7 @@ def predict_arrays(model: "torch.nn.Module", config, crops: np.ndarray, maps: np
         m = np.asarray(maps[i:i + batch_size]) if (use_maps and maps is not None) else None
         with torch.no_grad():
             x = to_input_tensor(c, m, config, device)
-            logits = forward_logits(model, x, tta_flip=tta_flip, temperature=config.extra.get("temperature"),
-                                    bias=config.extra.get("logit_bias"))
+            logits = forward_logits(model, x, tta_flip=tta_flip, temperature=config.extra.get("temperature"))
         for t, v in logits.items():
             f = torch.log_softmax if log else torch.softmax
             outs.setdefault(t, []).append(f(v.float(), dim=1).cpu().numpy())
