@@ -64,17 +64,17 @@ main() {
   train_arm "$tag-mlnet03" --saliency mlnet --ratio 0.3
   train_arm "$tag-none" --saliency none
 
-  # Clean crops: no saliency first, so every paired Δ reads "with saliency − without".
-  for split in val test; do
-    log "evaluate $split"
-    nice -n 10 salface evaluate "runs/$tag-none" "runs/$tag-mlnet03" --split "$split" --threads 2 --out "$docs"
-  done
+  # Clean crops: no saliency first, so every paired Δ reads "with saliency − without". The
+  # side-by-side report's name does not carry the split, so val goes to its own folder.
+  log "evaluate val, test"
+  nice -n 10 salface evaluate "runs/$tag-none" "runs/$tag-mlnet03" --split val --threads 2 --out "$docs/val"
+  nice -n 10 salface evaluate "runs/$tag-none" "runs/$tag-mlnet03" --split test --threads 2 --out "$docs"
 
   [ -d "$bundle" ] || cp -r src/salface/bundled "$bundle"
   export SALFACE_BUNDLED_DIR=$PWD/$bundle
   for arm in none mlnet03; do
     name=$tag-$arm
-    nice -n 10 salface ship "runs/$name" --name "$name" --report "$docs/${name}_val.json" \
+    nice -n 10 salface ship "runs/$name" --name "$name" --report "$docs/val/${name}_val.json" \
       --data "experiment (issue 12, saliency robustness pair; not for release)"
     log "robustness $name"
     nice -n 10 salface robustness --dataset "$dataset" --data "../shared/data/$dataset" --limit 600 \
