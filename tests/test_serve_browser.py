@@ -62,7 +62,10 @@ def test_page_upload_labels_match_api(tmp_path, astronaut, browser_page):
                          files={"file": ("astronaut.png", photo.read_bytes(), "image/png")}).json()
         page.goto(f"{url}/")
         page.wait_for_selector("#server-status.pill-ok", timeout=30_000)
-        assert page.locator("#opt-detector option").count() == 4
+        choices = httpx.get(f"{url}/v1/models", timeout=30).json()["detectors"]["choices"]
+        assert {"auto", "yunet", "blazeface", "whole"} <= set(choices)
+        options = page.locator("#opt-detector option")
+        assert [options.nth(i).get_attribute("value") for i in range(options.count())] == choices
 
         page.set_input_files("#file-input", str(broken))
         page.wait_for_selector('.card[data-status="error"]', timeout=60_000)
