@@ -69,7 +69,6 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
     unknown = [t for t in prior_correction if t not in config.tasks]
     if unknown:
         raise ValueError(f"prior correction for {unknown}: {run} answers {list(config.tasks)}")
-    raw = dict(logp)
     if (calibrate or prior_correction) and split != "val":
         vi = cc.indices("val")
         if len(vi):
@@ -93,7 +92,7 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
             pred = logp[t].argmax(1)
             results[t] = task_metrics(t, y, pred)
             if t in priors:
-                adj = task_metrics(t, y, (raw[t] + np.asarray(priors[t]["bias"], np.float32)).argmax(1))
+                adj = task_metrics(t, y, (logp[t] + np.asarray(priors[t]["bias"], np.float32)).argmax(1))
                 results[t]["prior_corrected"] = {"tau": priors[t]["tau"], "accuracy": adj["accuracy"],
                                                  "mean_class_accuracy": adj["mean_class_accuracy"],
                                                  "per_class_accuracy": adj["per_class_accuracy"]}
