@@ -51,6 +51,8 @@ from .scoring import evaluate_arrays
 from ..labels import labels_for
 from ..models.backbones import build_classifier, freeze_first, set_frozen_eval
 from ..models.config import ClassifierConfig
+from .augment import (BackgroundBank, context_paths, degrade_batch, occlude_part, paste_context,
+                      replicated_margin)
 from .presets import Augment, Preset, get_preset
 from .sampling import ModelEMA, OrdinalLoss, balanced_order, cache_strata
 
@@ -322,7 +324,6 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     bank, rects = None, None
     lms = np.asarray(cc.landmarks, np.float32) if preset.augment.parts > 0 else None
     if preset.augment.context > 0:
-        from .augment import BackgroundBank, context_paths, replicated_margin
         if not preset.augment.context_source:
             raise ValueError(f"preset {preset.name}: augment.context needs augment.context_source (a folder of photos)")
         bank = BackgroundBank(context_paths(preset.augment.context_source), gray=cc.meta.get("color") == "gray", log=log)
@@ -378,17 +379,14 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
                 break
             bc = crops[idx]
             if bank is not None:
-                from .augment import paste_context
                 hit = rng.random(len(idx)) < preset.augment.context
                 bc = np.stack([paste_context(c, bank, rng, rects[int(i)]) if h else c
                                for c, i, h in zip(bc, idx, hit)])
             if lms is not None:
-                from .augment import occlude_part
                 hit = rng.random(len(idx)) < preset.augment.parts
                 bc = np.stack([occlude_part(c, lms[i], rng) if h else c for c, i, h in zip(bc, idx, hit)])
             bc, bm = augment_batch(bc, maps[idx] if maps is not None else None, preset.augment, rng)
             if preset.augment.wild:
-                from .augment import degrade_batch
                 bc = degrade_batch(bc, rng, face_widths=face_w[idx])
             idx, bc, bm = dctx.shard(idx, bc, bm)  # this rank's share of the augmented batch
             x = _to_input(bc, bm, config, device)
