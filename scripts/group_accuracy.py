@@ -10,6 +10,12 @@ Prints a Markdown table (and ``--json`` writes the numbers). ``--baseline OTHER.
 on the same images in the same order, e.g. the shipped model's) adds McNemar's exact test and a
 paired bootstrap of the accuracy difference per task (``salface.evaluation.stats``). Issue 12's floors on UTKFace test:
 gender accuracy of women within 2 points of men; ages 0–19 within 5 points of adults (20+).
+
+Two rows look past UTKFace's own mix, which issue 12's race- and age-balanced photos do not share:
+**balanced**, the mean accuracy over the gender × age group × race cells with at least
+``--min-cell`` faces (every cell weighs the same, as on a balanced set; with ``--baseline`` its
+difference gets a paired bootstrap that resamples faces within each cell), and **older non-White
+women** (38+ years, race not White), the faces issue 12 saw called men most often.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from salface.training.cache import open_crop_cache
-from salface.evaluate import read_per_image
+from salface.evaluation.reports import read_per_image
 from salface.training.sampling import UTKFACE_RACES, utkface_race
 
 _AGE = re.compile(r"^(\d+)_")
@@ -33,12 +39,46 @@ def age_years(path: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+def cells(gender: np.ndarray, age_group: np.ndarray, race: np.ndarray, min_cell: int) -> list[np.ndarray]:
+    """Index arrays of the gender × age group × race cells with at least ``min_cell`` faces
+    (faces with an unknown gender, age group or race belong to no cell)."""
+    ok = (gender >= 0) & (age_group >= 0) & (race >= 0)
+    key = np.where(ok, (gender * 100 + age_group) * 10 + race, -1)
+    return [np.flatnonzero(key == k) for k in np.unique(key[ok]) if (key == k).sum() >= min_cell]
+
+
+def balanced_accuracy(correct: np.ndarray, cell_list: list[np.ndarray]) -> float:
+    """Mean over the cells of the accuracy within each cell."""
+    return float(np.mean([correct[c].mean() for c in cell_list]))
+
+
+def balanced_bootstrap(a: np.ndarray, b: np.ndarray, cell_list: list[np.ndarray], n_boot: int = 2000,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """``balanced(b) − balanced(a)`` and its 95 % interval, faces resampled within each cell
+    (the same resample for both models: paired)."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    diffs = np.empty(n_boot)
+    for r in range(n_boot):
+        d = [(b[s] - a[s]).mean() for s in (c[rng.integers(0, len(c), len(c))] for c in cell_list)]
+        diffs[r] = np.mean(d)
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return balanced_accuracy(b, cell_list) - balanced_accuracy(a, cell_list), float(lo), float(hi)
+
+
+OLDER = 38
+"""Issue 12's older women: 38+ years (the age groups 38-43, 48-53, 60+ and the gaps between)."""
+
+
 def group_table(correct: dict[str, np.ndarray], gender: np.ndarray, years: np.ndarray,
-                race: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
-    """``{task: {group: {"n", "accuracy"}}}`` over the groups women, men, 0–19, 20+ and each race."""
+                race: np.ndarray, cell_list: list[np.ndarray] | None = None
+                ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{task: {group: {"n", "accuracy"}}}`` over the groups women, men, 0–19, 20+, each race,
+    older non-White women, and (with ``cell_list``) the balanced accuracy over those cells."""
     groups = {"women": gender == 1, "men": gender == 0, "ages 0-19": (years >= 0) & (years < 20),
               "ages 20+": years >= 20}
     groups.update({f"race {r}": race == i for i, r in enumerate(UTKFACE_RACES)})
+    groups["older non-White women"] = (gender == 1) & (years >= OLDER) & (race >= 1)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for task, c in correct.items():
         c = np.asarray(c, bool)
@@ -53,6 +93,9 @@ def group_table(correct: dict[str, np.ndarray], gender: np.ndarray, years: np.nd
             "n": 0, "accuracy": 100 * (out[task]["women"]["accuracy"] - out[task]["men"]["accuracy"])}
         out[task]["gap 0-19 - adults (points)"] = {
             "n": 0, "accuracy": 100 * (out[task]["ages 0-19"]["accuracy"] - out[task]["ages 20+"]["accuracy"])}
+        if cell_list:
+            out[task][f"balanced ({len(cell_list)} cells)"] = {
+                "n": int(sum(len(c) for c in cell_list)), "accuracy": balanced_accuracy(c, cell_list)}
     return out
 
 
@@ -63,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="test", help="The split the report evaluated.")
     ap.add_argument("--json", type=Path, default=None, help="Also write the table as JSON here.")
     ap.add_argument("--baseline", type=Path, default=None, help="Report of a baseline on the same images: paired tests.")
+    ap.add_argument("--min-cell", type=int, default=10, help="Smallest gender × age group × race cell in the balanced row.")
     a = ap.parse_args(argv)
     correct = read_per_image(a.report)
     if not correct:
@@ -73,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     gender = cc.task_labels("gender")[idx]
     years = np.array([age_years(paths[i]) for i in idx])
     race = np.array([utkface_race(paths[i]) for i in idx])
-    table = group_table(correct, gender, years, race)
+    cell_list = cells(gender, cc.task_labels("age")[idx], race, a.min_cell)
+    table = group_table(correct, gender, years, race, cell_list)
     tasks = list(table)
     print(f"{a.report.name} ({a.split}, {len(idx)} faces)\n")
     print("| group | n | " + " | ".join(tasks) + " |")
@@ -101,6 +146,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {t} | {100 * m.accuracy_a:.2f} % | {100 * m.accuracy_b:.2f} % | "
                   f"{100 * b.difference:+.2f} ({100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}) | "
                   f"{b.p_value:.4f} | {m.p_value:.2g} ({m.n01} / {m.n10}) |")
+            d, lo, hi = balanced_bootstrap(base[t], correct[t], cell_list)
+            table[t]["paired"]["balanced"] = {"difference": d, "ci_low": lo, "ci_high": hi}
+            print(f"| {t}, balanced | {100 * balanced_accuracy(base[t], cell_list):.2f} % | "
+                  f"{100 * balanced_accuracy(correct[t], cell_list):.2f} % | {100 * d:+.2f} "
+                  f"({100 * lo:+.2f}, {100 * hi:+.2f}) | | |")
     if a.json:
         a.json.write_text(json.dumps(table, indent=1, default=str))
 

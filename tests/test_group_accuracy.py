@@ -31,3 +31,20 @@ def test_groups_and_gaps():
     assert ga.age_years("/x/26_1_3_2017.jpg.chip.jpg") == 26
     with pytest.raises(ValueError, match="same cache"):
         ga.group_table({"age": np.ones(3, bool)}, gender, years, race)
+
+
+def test_balanced_accuracy_weighs_every_cell_alike():
+    gender = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, -1])
+    age = np.array([2, 2, 2, 2, 2, 2, 5, 5, 5, 2])
+    race = np.array([0, 0, 0, 0, 1, 1, 1, 1, -1, 0])
+    cl = ga.cells(gender, age, race, min_cell=2)
+    assert sorted(len(c) for c in cl) == [2, 2, 4]            # unknown gender / race in no cell
+    correct = np.array([1, 1, 1, 1, 0, 0, 1, 0, 1, 1], bool)
+    assert ga.balanced_accuracy(correct, cl) == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+    assert len(ga.cells(gender, age, race, min_cell=3)) == 1
+    d, lo, hi = ga.balanced_bootstrap(correct, np.ones(10, bool), cl, n_boot=200)
+    assert d == pytest.approx(1 - 0.5) and lo <= d <= hi
+    years = np.array([30, 40, 50, 60, 15, 30, 40, 50, 40, 30])
+    t = ga.group_table({"gender": correct}, gender, years, race, cl)["gender"]
+    assert "older non-White women" not in t                 # these women are all White (race 0)
+    assert t["balanced (3 cells)"]["accuracy"] == pytest.approx(0.5)

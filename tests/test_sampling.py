@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from salface.training.sampling import (ModelEMA, OrdinalLoss, balance_weights, balanced_order,
-                              expected_shares, ordinal_targets, stratum_ids, utkface_race)
+                              expected_shares, ordinal_targets, stratum_ids, utkface_race,
+                                       within_stratum_weights)
 
 
 def test_utkface_race_from_file_names():
@@ -97,3 +98,18 @@ def test_ema_update_arithmetic():
     assert not any(p.requires_grad for p in ema.module.parameters())
     with pytest.raises(ValueError):
         ModelEMA(m, decay=1.0)
+
+
+def test_gender_weights_balance_each_stratum():
+    # stratum 0: 3 men (0), 1 woman (1); stratum 1: one each; stratum 2: men only; one unlabelled
+    labels = np.array([0, 0, 0, 1, 0, 1, 0, 0, -1])
+    strata = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    w = within_stratum_weights(labels, strata)
+    raw = np.array([4 / 6, 4 / 6, 4 / 6, 2.0, 1.0, 1.0, 1.0, 1.0])
+    assert w[:8] == pytest.approx(raw / raw.mean()) and w[8] == 0
+    assert w[:3].sum() == pytest.approx(w[3])                # women and men weigh the same in stratum 0
+    assert w[:8].mean() == pytest.approx(1.0)
+    clipped = within_stratum_weights(np.array([0] * 9 + [1]), np.zeros(10, int), clip=2.0)
+    assert clipped[-1] / clipped[0] == pytest.approx(2.0 / (10 / 18))   # 5.0 clipped to 2, 0.556 kept
+    with pytest.raises(ValueError):
+        within_stratum_weights(labels, strata[:3])

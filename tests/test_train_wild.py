@@ -100,3 +100,22 @@ def test_crop_mode_of_preset_and_cache_must_agree(utk_cache, tmp_path):
     with pytest.raises(ValueError, match="'margin' crops"):
         train(get_preset("default-age-gender").with_overrides(input_size=32), utk_cache, out_dir=tmp_path / "x", epochs=1, pretrained=False,
               progress=False, threads=1, log=lambda s: None)
+
+
+def test_gender_loss_balanced_within_strata(utk_cache, tmp_path, monkeypatch):
+    """`gender_within` reweights only the gender loss: same seed, same draws, another loss; the
+    preset is recorded in the run; a preset without the gender task refuses it."""
+    from salface import presets
+
+    base = _wild(monkeypatch).with_overrides(epochs=1, balance=(), ema_decay=0.0)
+    fair = base.with_overrides(gender_within=("age", "race"))
+    kw = dict(seed=5, pretrained=False, batch_size=8, progress=False, threads=1)
+    logs: list[str] = []
+    a = train(base, utk_cache, out_dir=tmp_path / "a", log=lambda s: None, **kw)
+    b = train(fair, utk_cache, out_dir=tmp_path / "b", log=logs.append, **kw)
+    assert any("gender loss weighted within age × race" in m for m in logs)
+    assert a.history[0]["train_loss"] != pytest.approx(b.history[0]["train_loss"], rel=1e-6)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["preset"]["gender_within"] == ["age", "race"]
+    assert presets.get_preset("robust-age-gender-fair").gender_within == ("age", "race")
+    with pytest.raises(ValueError, match="gender_within needs the gender task"):
+        train(fair.with_overrides(tasks=("age",)), utk_cache, out_dir=tmp_path / "c", log=lambda s: None, **kw)

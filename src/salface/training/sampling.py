@@ -15,6 +15,14 @@ UTKFace race (:func:`utkface_race`)
     From the file name ``[age]_[gender]_[race]_[date&time].jpg.chip.jpg`` (0 White, 1 Black,
     2 Asian, 3 Indian, 4 Others); −1 when the field is missing or not a digit.
 
+Gender loss weights within strata (:func:`within_stratum_weights`)
+    Sampling stays as it is; only one task's loss is reweighted so that its classes weigh the
+    same inside every stratum: sample ``i`` of class ``g`` in stratum ``s`` gets
+    ``n_s / (K_s · n_{s,g})`` (``K_s`` = classes present in the stratum), clipped to
+    ``[1 / clip, clip]`` and scaled to mean 1. A stratum with one class keeps weight 1 before the
+    scaling. This removes the conditional prior ``P(class | stratum)`` from what the loss rewards
+    (e.g. "older Indian faces are mostly men" in UTKFace) without changing which faces are seen.
+
 Ordinal age loss (:func:`ordinal_targets`, :class:`OrdinalLoss`)
     The age head keeps its 8-class softmax. Its target is not one-hot but a discretised Gaussian
     over the class index centred on the true group, ``q_k ∝ exp(−(k − y)² / 2σ²)``, so predicting a
@@ -95,6 +103,30 @@ def balanced_order(candidates: np.ndarray, strata: np.ndarray, power: float, see
     w = torch.from_numpy(balance_weights(strata, power))
     sampler = WeightedRandomSampler(w, num_samples or len(candidates), replacement=True, generator=g)
     return candidates[np.fromiter(iter(sampler), dtype=np.int64)]
+
+
+def within_stratum_weights(labels: np.ndarray, strata: np.ndarray, clip: float = 4.0) -> np.ndarray:
+    """Per-sample loss weights that balance ``labels`` (−1 = unlabelled, weight 0) within each
+    stratum; see the module docstring."""
+    if clip < 1:
+        raise ValueError(f"clip must be >= 1, got {clip}")
+    labels = np.asarray(labels, np.int64)
+    strata = np.asarray(strata, np.int64)
+    if labels.shape != strata.shape:
+        raise ValueError(f"{len(labels)} labels but {len(strata)} strata")
+    w = np.zeros(len(labels), np.float64)
+    ok = labels >= 0
+    if not ok.any():
+        return w
+    n_cls = int(labels[ok].max()) + 1
+    cell = strata[ok] * n_cls + labels[ok]
+    n_cell = np.bincount(cell, minlength=(int(strata.max()) + 1) * n_cls).reshape(-1, n_cls)
+    n_s = n_cell.sum(1)
+    k_s = (n_cell > 0).sum(1)
+    raw = n_s[strata[ok]] / (k_s[strata[ok]] * n_cell[strata[ok], labels[ok]])
+    raw = np.clip(raw, 1.0 / clip, clip)
+    w[ok] = raw / raw.mean()
+    return w
 
 
 # ------------------------------------------------------------------------------------ ordinal loss

@@ -43,6 +43,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .cache import CropCache, open_crop_cache
@@ -54,7 +55,7 @@ from ..models.config import ClassifierConfig
 from .augment import (BackgroundBank, context_paths, degrade_batch, occlude_part, paste_context,
                       replicated_margin)
 from .presets import Augment, Preset, get_preset
-from .sampling import ModelEMA, OrdinalLoss, balanced_order, cache_strata
+from .sampling import ModelEMA, OrdinalLoss, balanced_order, cache_strata, within_stratum_weights
 
 
 @dataclass
@@ -320,6 +321,15 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         raise ValueError(f"unknown age_loss {preset.age_loss!r}; expected 'ce' or 'ordinal'")
     ema = ModelEMA(model, preset.ema_decay) if preset.ema_decay else None
     strata = cache_strata(cc, preset.balance, tr)[0] if preset.balance else None
+    loss_w: dict[str, np.ndarray] = {}  # per-sample loss weights of a task, indexed like the cache
+    if preset.gender_within:
+        if "gender" not in preset.tasks:
+            raise ValueError(f"preset {preset.name}: gender_within needs the gender task")
+        w = np.zeros(len(labels["gender"]), np.float32)
+        w[tr] = within_stratum_weights(labels["gender"][tr], cache_strata(cc, preset.gender_within, tr)[0])
+        loss_w["gender"] = w
+        log(f"gender loss weighted within {' × '.join(preset.gender_within)}: weights "
+            f"{w[tr][w[tr] > 0].min():.2f}–{w[tr].max():.2f}")
     face_w = (np.asarray(cc.boxes[:, 2] - cc.boxes[:, 0], np.float32) if preset.augment.wild else None)
     bank, rects = None, None
     lms = np.asarray(cc.landmarks, np.float32) if preset.augment.parts > 0 else None
@@ -402,6 +412,11 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
                     if t in soft:  # distributions as targets (rows of unlabelled samples dropped)
                         target = torch.from_numpy(soft[t][idx]).to(device)
                         loss = loss + losses[t](outs[t][v], target[v])
+                    elif t in loss_w:  # per-sample weights: a weighted mean over the labelled rows
+                        w = torch.from_numpy(loss_w[t][idx]).to(device)[v]
+                        per = F.cross_entropy(outs[t][v], y[v], label_smoothing=preset.label_smoothing,
+                                              reduction="none")
+                        loss = loss + (per * w).sum() / w.sum().clamp_min(1e-8)
                     else:
                         loss = loss + losses[t](outs[t], y)
                     with torch.no_grad():
