@@ -149,7 +149,7 @@ def test_missing_default_model_is_named(monkeypatch, tmp_path):
     from salface.hub import MissingModelError
 
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path))  # an empty bundle
-    with pytest.raises(MissingModelError, match="default-age-gender"):
+    with pytest.raises(MissingModelError, match="default-age"):
         Analyzer(detector="whole", tasks=("age",))
 
 

@@ -36,11 +36,13 @@ from .errors import ChecksumError, MissingModelError, ModelError
 
 MANIFEST_SCHEMA = 1
 DEFAULT_MODELS: dict[str, str] = {
-    "age": "default-age-gender",
+    "age": "default-age",
     "gender": "default-age-gender",
     "expression": "default-expression",
 }
-"""Task → name of the bundled classifier that serves it by default."""
+"""Task → name of the bundled classifier that serves it by default. Age and gender come from two
+networks of the same shape: ``default-age`` (the robustness fine-tune, better and steadier for age)
+and ``default-age-gender`` (whose gender head the fine-tunes never beat); see the model card."""
 _CHUNK = 1 << 20
 
 
