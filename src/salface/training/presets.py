@@ -224,6 +224,17 @@ PRESETS["robust-age-gender-fair"] = replace(
           "same within each age group × race stratum (weights n_stratum / (2 n_stratum,gender), "
           "clipped to [0.25, 4]); sampling and the age loss unchanged.")
 
+# Session 7: age has its own default network (default-age), so its recipe can serve age alone.
+# An ordinal age loss (Gaussian label distributions over the groups) rewards near misses, which
+# issue 12's 1-off floor counts; the gender head trains along but is not used from this model.
+PRESETS["robust-age-ordinal"] = replace(
+    PRESETS["robust-age-gender-uniform"], name="robust-age-ordinal", epochs=4, lr=2e-4,
+    age_loss="ordinal", ordinal_sigma=0.6, init="bundled:default-age",
+    init_sha256="1a50f6c38178d1ee28ff42513422c69de3f0dab53cf4ce3b28603430bf535812",
+    notes="default-age (shipped, session 7) fine-tuned 4 epochs at lr 2e-4 with the ordinal age loss "
+          "(sigma 0.6 groups) and the robust-age-gender-uniform augmentation (photo-like damage, "
+          "±20°, face parts on 20 % of the crops).")
+
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
     "vegac": {AG: "vegac-age-gender", EX: "vegac-expression"},
