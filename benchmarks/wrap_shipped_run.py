@@ -15,7 +15,6 @@ issue 12's session-6 comparisons (``docs/benchmarks/robust/``).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
@@ -25,6 +24,7 @@ def main() -> None:
     from salface.training.cache import open_crop_cache
     from salface.training.presets import get_preset
     from salface.training.train import classifier_config
+    from salface.utils import atomic_write_json
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("name", help="bundled model name, e.g. default-expression")
@@ -42,12 +42,12 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(weights, a.out / "best.safetensors")
     epochs = preset.epochs
-    (a.out / "config.json").write_text(json.dumps({
+    atomic_write_json(a.out / "config.json", {
         "preset": preset.to_dict(), "classifier": config.to_dict(), "seed": 0, "cache": str(cc.root),
         "cache_key": cc.meta["key"], "note": f"not a training run: the shipped {a.name} (sha256 "
-        f"{sha256_file(weights)}) wrapped so `salface evaluate` can score it beside candidates"}, indent=1))
-    (a.out / "state.json").write_text(json.dumps({"epoch": epochs, "epochs": epochs,
-                                                  "best_epoch": epochs, "best_score": 0.0}))
+        f"{sha256_file(weights)}) wrapped so `salface evaluate` can score it beside candidates"})
+    atomic_write_json(a.out / "state.json", {"epoch": epochs, "epochs": epochs,
+                                             "best_epoch": epochs, "best_score": 0.0})
     print(f"{a.out}: {a.name} ({weights})")
 
 

@@ -21,6 +21,7 @@ def interpolate_runs(run_a: str | Path, run_b: str | Path, alpha: float, out_dir
     from safetensors.numpy import load_file, save_file
 
     from ..hub import sha256_file
+    from ..utils import atomic_write_json
 
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -46,9 +47,9 @@ def interpolate_runs(run_a: str | Path, run_b: str | Path, alpha: float, out_dir
     cfg["soup"] = {"a": str(a_dir), "b": str(b_dir), "alpha": alpha,
                    "a_sha256": sha256_file(a_dir / "best.safetensors"),
                    "b_sha256": sha256_file(b_dir / "best.safetensors")}
-    (out / "config.json").write_text(json.dumps(cfg, indent=1))
     st_b = json.loads((b_dir / "state.json").read_text()) if (b_dir / "state.json").exists() else {}
-    (out / "state.json").write_text(json.dumps({**st_b, "soup_alpha": alpha}))
+    atomic_write_json(out / "config.json", cfg)
+    atomic_write_json(out / "state.json", {**st_b, "soup_alpha": alpha})
     return out
 
 

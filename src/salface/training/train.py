@@ -50,6 +50,7 @@ from .cache import CropCache, open_crop_cache
 from .distributed import setup_distributed
 from .scoring import evaluate_arrays
 from ..labels import labels_for
+from ..utils import atomic_write_json
 from ..models.backbones import build_classifier, freeze_first, set_frozen_eval
 from ..models.config import ClassifierConfig
 from .augment import (BackgroundBank, context_paths, degrade_batch, occlude_part, paste_context,
@@ -162,12 +163,6 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------ checkpoints
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
-
 
 def save_weights(model: nn.Module, path: Path, config: ClassifierConfig) -> None:
     from safetensors.torch import save_file
@@ -295,7 +290,7 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     elif state_p.exists() and not resume:
         raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or use another folder")
     if dctx.is_main:
-        _atomic_json(out / "config.json", cfg_payload)
+        atomic_write_json(out / "config.json", cfg_payload)
 
     torch.manual_seed(seed)
     model = build_classifier(config, pretrained=preset.pretrained and init is None)
@@ -467,7 +462,7 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         torch.save(opt.state_dict(), out / "optimizer.pt.tmp")
         os.replace(out / "optimizer.pt.tmp", out / "optimizer.pt")
         _write_history(out, history)
-        _atomic_json(state_p, {"epoch": epoch + 1, "best_score": best_score, "best_epoch": best_epoch,
+        atomic_write_json(state_p, {"epoch": epoch + 1, "best_score": best_score, "best_epoch": best_epoch,
                                "epochs": preset.epochs, "finished": epoch + 1 == preset.epochs,
                                "ema_updates": ema.updates if ema is not None else 0})
         log(f"{name} epoch {epoch + 1}/{preset.epochs}: loss {row['train_loss']:.4f}, "
@@ -495,7 +490,7 @@ def _to_input(crops, maps, config, device):
 
 
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
-    _atomic_json(out / "metrics.json", history)
+    atomic_write_json(out / "metrics.json", history)
     keys: list[str] = []
     for h in history:
         keys += [k for k in h if k not in keys]
