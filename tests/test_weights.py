@@ -277,6 +277,7 @@ def test_cli_models_and_fetch(yunet_model, bundled, tmp_path):
     rows = {m["name"]: m for m in json.loads(r.output)["models"]}
     assert rows["sal"]["status"] == "ok" and rows["expr"]["tasks"] == ["expression"]
     assert rows["yunet"]["status"] == "not installed"
+    assert rows["expr"]["default_for"] == []          # not a name DEFAULT_MODELS points at
 
     r = runner.invoke(app, ["fetch", "yunet", "--from", str(yunet_model), "--no-progress"])
     assert r.exit_code == 0, r.output
@@ -322,3 +323,15 @@ def test_register_concurrent_keeps_all_entries(bundled):
     for t in threads:
         t.join()
     assert set(W.load_manifest()["models"]) == set(names)
+
+
+def test_models_listing_marks_the_default_per_task():
+    from salface.cli.models import model_rows
+
+    rows = {r["name"]: r for r in model_rows()}
+    for task, name in W.DEFAULT_MODELS.items():
+        if name in rows:
+            assert task in rows[name]["default_for"]
+    if "default-age" in rows:   # age and gender come from two networks since session 7
+        assert rows["default-age"]["default_for"] == ["age"]
+        assert rows["default-age-gender"]["default_for"] == ["gender"]

@@ -53,8 +53,9 @@ def model_rows() -> list[dict[str, Any]]:
             status = W.bundled_status(name, variant=variant)
         rows.append({
             "name": name, "source": "bundled", "kind": e.get("kind", "?"),
-            "tasks": list(tasks) if tasks else [], "path": str(path), "size": _size(path),
-            "runs": runs, "runs_size": _size(d / runs) if runs else None,
+            "tasks": list(tasks) if tasks else [],
+            "default_for": [t for t, m in W.DEFAULT_MODELS.items() if m == name],
+            "path": str(path), "size": _size(path), "runs": runs, "runs_size": _size(d / runs) if runs else None,
             "sha256": e.get("sha256"), "status": status,
             "license": e.get("license"), "created": e.get("created"), "metrics": e.get("metrics"),
         })
@@ -103,11 +104,13 @@ def register(app: typer.Typer) -> None:
                 style = _STYLE.get(r["status"], "")
                 runs = (f"{r['runs']} ({_human(r['runs_size'])})" if r.get("runs")
                         else _human(r["size"]))
-                table.add_row(r["name"], r["source"], r["kind"], ", ".join(r["tasks"]) or "-",
+                tasks = ", ".join(t + ("*" if t in r.get("default_for", ()) else "") for t in r["tasks"])
+                table.add_row(r["name"], r["source"], r["kind"], tasks or "-",
                               runs, f"[{style}]{r['status']}[/{style}]" if style
                               else r["status"], (r["sha256"] or "")[:12])
             Console().print(table)
-            Console().print(f"bundled: {W.bundled_dir()}\ncache:   {W.cache_dir()}")
+            Console().print("* the default model for that task (`Analyzer()`, `salface analyze`)\n"
+                            f"bundled: {W.bundled_dir()}\ncache:   {W.cache_dir()}")
         if any(r["status"] == "mismatch" for r in rows):
             raise typer.Exit(1)
 
