@@ -222,3 +222,26 @@ def test_runtime_runs_the_variant_the_manifest_names():
         pf, pq = f.predict(f.prepare(x), None if f.config.saliency == "none" else np.ones((4, 96, 96), np.float32)), \
             q.predict(q.prepare(x), None if q.config.saliency == "none" else np.ones((4, 96, 96), np.float32))
         assert np.abs(pf["expression"] - pq["expression"]).max() < 0.5  # a close copy, not the same
+
+
+def test_set_variant_chooses_the_runtime_file(tmp_path, monkeypatch):
+    _need("mlnet-mobilenetv2-nus")
+    from typer.testing import CliRunner
+
+    from salface.backends import load_network
+    from salface.cli import app
+
+    d = tmp_path / "bundle"
+    shutil.copytree(W.bundled_dir(), d, ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(d))
+    name = "mlnet-mobilenetv2-nus"
+    run = CliRunner().invoke
+    for variant in ("onnx_int8", "onnx"):
+        r = run(app, ["models", "set-variant", name, variant, "--reason", "test"])
+        assert r.exit_code == 0, r.output
+        entry = W.bundled_entry(name)
+        assert entry["runtime_variant"] == variant and entry["runtime_variant_reason"] == "test"
+        assert load_network(name, "onnx", variant="auto")[0].path.name == entry[variant]["file"]
+    assert run(app, ["models", "set-variant", name, "int4", "--reason", "x"]).exit_code == 2
+    r = run(app, ["models", "set-variant", "default-age-gender", "onnx_int8", "--reason", "x"])
+    assert r.exit_code == 1 and "no bundled onnx_int8" in r.output

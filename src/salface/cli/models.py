@@ -153,6 +153,28 @@ def register(app: typer.Typer) -> None:
         if failed:
             raise typer.Exit(1)
 
+    @models_app.command("set-variant")
+    def set_variant_cmd(
+        name: str = typer.Argument(..., help="A bundled classifier or saliency model."),
+        variant: str = typer.Argument(..., help="onnx (float) or onnx_int8 (where bundled)."),
+        reason: str = typer.Option(..., "--reason", help="Why (recorded in the manifest), e.g. the "
+                                                         "report that measured it."),
+    ) -> None:
+        """Choose which of a model's bundled ONNX files the runtime runs by default (``variant="auto"``).
+        The other file stays bundled and checked; ``Analyzer(variant=...)`` still picks either."""
+        if variant not in ("onnx", "onnx_int8"):
+            err.print(f"[red]error:[/red] variant must be onnx or onnx_int8, got {escape(variant)!r}")
+            raise typer.Exit(2)
+        try:
+            entry = W.bundled_entry(name)
+            if variant not in entry:
+                raise ValueError(f"{name} has no bundled {variant} file")
+            W.update_bundled_entry(name, {"runtime_variant": variant, "runtime_variant_reason": reason})
+        except (SalfaceError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(1)
+        typer.echo(f"{name}: the runtime now runs {entry[variant]['file']} ({variant})")
+
     @app.command("fetch")
     def fetch_cmd(
         name: str = typer.Argument(..., help=f"Model file to install: {', '.join(W.REMOTE_FILES)}."),
