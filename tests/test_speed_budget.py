@@ -43,6 +43,11 @@ def test_peer_benchmark_names_detectors_except_the_default(monkeypatch, tmp_path
     sal = [c for c in cfgs if c["tool"] == "salface"]
     assert [c["name"] for c in sal] == ["salface (default backend)", "salface (default backend, blazeface detector)"]
     assert "--detector" not in sal[0]["cmd"] and sal[1]["cmd"][-2:] == ["--detector", "blazeface"]
+    args.profiles = ["default", "fast"]
+    fast = [c for c in bp.configs(args, "utk448", tmp_path) if c["tool"] == "salface" and c["profile"] == "fast"]
+    assert [c["name"] for c in fast] == ["salface (default backend, fast)", "salface (default backend, blazeface detector, fast)"]
+    assert all(c["cmd"][-1] == "--fast" for c in fast)
+    args.profiles = ["default"]
     crops = [c for c in bp.configs(args, "crops", tmp_path) if c["tool"] == "salface"]
     assert len(crops) == 1 and crops[0]["cmd"][-2:] == ["--detector", "whole"]
     assert crops[0]["name"] == "salface (default backend)"

@@ -43,6 +43,14 @@ DEFAULT_MODELS: dict[str, str] = {
 """Task → name of the bundled classifier that serves it by default. Age and gender come from two
 networks of the same shape: ``default-age`` (the robustness fine-tune, better and steadier for age)
 and ``default-age-gender`` (whose gender head the fine-tunes never beat); see the model card."""
+FAST_MODELS: dict[str, str] = {
+    "age": "default-age-gender",
+    "gender": "default-age-gender",
+    "expression": "default-expression",
+}
+"""Task → bundled classifier of the fast profile (``Analyzer(fast=True)``, ``salface analyze
+--fast``): one network for age and gender. The profile also runs ML-Net as INT8 and no flip TTA;
+its accuracy cost is measured in ``docs/pipeline.md``."""
 _CHUNK = 1 << 20
 
 
@@ -498,7 +506,7 @@ def remote_files_info() -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "DEFAULT_MODELS", "ChecksumError", "MissingModelError", "RemoteFile", "REMOTE_FILES", "cache_dir", "remote_path",
+    "DEFAULT_MODELS", "FAST_MODELS", "ChecksumError", "MissingModelError", "RemoteFile", "REMOTE_FILES", "cache_dir", "remote_path",
     "sha256_file", "download", "ensure_file", "is_installed", "verify_remote", "bundled_dir",
     "load_manifest", "bundled_entry", "bundled_status", "bundled_file", "bundled_model_path",
     "detector_file", "register_bundled_file", "register_bundled_model", "update_bundled_entry",

@@ -37,9 +37,11 @@ class Classifier:
     (preprocessing, labels, temperature) and its network on a backend."""
 
     def __init__(self, name: str, config: ClassifierConfig, network: Network,
-                 backend: str = "onnx", device: str = "cpu", prior_correction: bool = False) -> None:
+                 backend: str = "onnx", device: str = "cpu", prior_correction: bool = False,
+                 tta: bool | None = None) -> None:
         self.name = name
         self.prior_correction = prior_correction
+        self.tta = tta  # None: as shipped (config.extra["tta_flip"]); True / False overrides
         self.config = config
         self.network = network
         self.backend = backend
@@ -68,7 +70,7 @@ class Classifier:
         n = len(x)
         if n == 0:
             return {t: np.zeros((0, len(cfg.labels[t])), np.float32) for t in cfg.tasks}
-        tta = bool(cfg.extra.get("tta_flip"))
+        tta = bool(cfg.extra.get("tta_flip")) if self.tta is None else self.tta
         if tta:
             x = np.concatenate([x, x[..., ::-1]])
         out = self.network(x)
@@ -95,11 +97,17 @@ class Classifier:
     def with_ratio(self, ratio: float) -> "Classifier":
         """The same network with another reweighting ratio in its config (an ablation)."""
         return Classifier(self.name, replace(self.config, ratio=ratio), self.network,
-                          self.backend, self.device, self.prior_correction)
+                          self.backend, self.device, self.prior_correction, self.tta)
 
     def with_prior_correction(self, on: bool = True) -> "Classifier":
         """The same network, adding (``on``) or not its shipped ``logit_bias`` to the logits."""
-        return Classifier(self.name, self.config, self.network, self.backend, self.device, prior_correction=on)
+        return Classifier(self.name, self.config, self.network, self.backend, self.device,
+                          prior_correction=on, tta=self.tta)
+
+    def with_tta(self, on: bool | None) -> "Classifier":
+        """The same network with flip TTA forced on or off (``None``: as shipped)."""
+        return Classifier(self.name, self.config, self.network, self.backend, self.device,
+                          prior_correction=self.prior_correction, tta=on)
 
     def __repr__(self) -> str:
         return (f"Classifier({self.name!r}, tasks={list(self.tasks)}, backend={self.backend!r}, "

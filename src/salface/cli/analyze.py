@@ -317,6 +317,9 @@ def register(app: typer.Typer) -> None:
                                                       "docs/detectors.md)."),
         max_faces: Optional[int] = typer.Option(None, min=1, help="Keep at most N faces per image "
                                                                   "(highest detector score first)."),
+        fast: bool = typer.Option(False, "--fast", help="The fast profile: one network for age and "
+                                  "gender, INT8 ML-Net, no flip TTA (about half the network time; "
+                                  "accuracy cost in docs/pipeline.md)."),
         prior_correction: bool = typer.Option(False, "--prior-correction/--no-prior-correction",
                                               help="Apply the expression model's shipped prior "
                                                    "correction: rare expressions (fear, disgust) are "
@@ -413,7 +416,8 @@ def register(app: typer.Typer) -> None:
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
                                 batch_size=batch_size, return_saliency=saliency_dir is not None,
                                 keep_images=annotate_dir is not None, max_faces=max_faces,
-                                backend=backend, threads=threads, prior_correction=prior_correction)
+                                backend=backend, threads=threads, prior_correction=prior_correction,
+                                fast=fast and not detect_only)
         except MissingModelError as exc:
             from ..hub import DEFAULT_MODELS, load_manifest
 

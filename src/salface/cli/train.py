@@ -202,6 +202,7 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images of the split."),
         out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Folder for the report."),
         name: str = typer.Option("pipeline", "--name", help="Report file stem."),
+        fast: bool = typer.Option(False, "--fast", help="Judge the fast profile of the default models (`salface analyze --fast`)."),
     ) -> None:
         """Judge shipped models on images that go through `analyze` end to end (detect, crop, saliency, classify)."""
         from ..data.splits import read_split
@@ -211,7 +212,7 @@ def register(app: typer.Typer) -> None:
 
         samples = read_split(split_file)["val" if split == "valid" else split][:limit]
         tl = tuple(t for t in tasks.split(",") if t)
-        an = Analyzer(detector=detector, model=model, tasks=tl,
+        an = Analyzer(detector=detector, model=model, tasks=tl, fast=fast,
                       detector_options={"model_path": str(detector_model)} if detector_model else None)
         res = evaluate_pipeline(samples, tl, an, progress=True)
         det = res.pop("_detection")
