@@ -378,3 +378,14 @@ def test_settings_validation_and_cli():
         assert opt in res.output
     bad = CliRunner().invoke(app, ["serve", "--max-pixels", "0"])
     assert bad.exit_code == 2 and "max_pixels" in bad.output
+
+
+def test_fast_profile_service(home):
+    """`salface serve --fast`: the service runs the default models' fast profile and says so."""
+    from salface import hub
+
+    if any(n not in hub.load_manifest()["models"] for n in set(hub.FAST_MODELS.values())):
+        pytest.skip("the fast profile's models are not bundled")
+    svc = loaded_service(Settings(**LIMITS, fast=True))
+    assert svc.analyzer.fast and svc.models()["fast"] is True
+    assert {c["name"] for c in svc.models()["classifiers"]} == {"default-age-gender", "default-expression"}

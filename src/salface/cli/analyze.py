@@ -378,7 +378,7 @@ def register(app: typer.Typer) -> None:
             run_scale(paths or [], output, ray_address=ray_address, detector=detector,
                       tasks=tasks, model=model, detect_only=detect_only, device=device,
                       backend=backend, threads=threads, batch_size=batch_size,
-                      max_faces=max_faces, progress=progress)
+                      max_faces=max_faces, progress=progress, fast=fast)
             return
         items = expand_inputs(paths or [])
         if camera is not None:

@@ -44,6 +44,8 @@ def register(app: typer.Typer) -> None:
         tasks: str = typer.Option("age,gender,expression", help="Comma-separated tasks."),
         model: str = typer.Option("default", help="'default' or a bundled model name."),
         detect_only: bool = typer.Option(False, "--detect-only", help="No classification."),
+        fast: bool = typer.Option(False, "--fast", help="The fast profile of the default models "
+                                  "(as for analyze --fast)."),
         device: str = typer.Option("cpu", help="cpu, cuda or auto (on each worker)."),
         backend: str = typer.Option("auto", help="auto, onnx or torch (as for analyze)."),
         threads: Optional[int] = typer.Option(None, min=1, help="Threads per network in each "
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
                   gpus_per_worker=gpus_per_worker, num_cpus=num_cpus, path_column=path_column,
                   bytes_column=bytes_column, detector=detector, tasks=tasks, model=model,
                   detect_only=detect_only, device=device, backend=backend, threads=threads,
-                  batch_size=batch_size, max_faces=max_faces, progress=progress)
+                  batch_size=batch_size, max_faces=max_faces, progress=progress, fast=fast)
 
 
 def run_scale(paths: list[str], out: Path, *, ray_address: str = "local",
@@ -74,7 +76,7 @@ def run_scale(paths: list[str], out: Path, *, ray_address: str = "local",
               detector: str = "auto", tasks: str = "age,gender,expression", model: str = "default",
               detect_only: bool = False, device: str = "cpu", backend: str = "auto",
               threads: Optional[int] = None, batch_size: int = 64, max_faces: Optional[int] = None,
-              progress: bool = True) -> None:
+              progress: bool = True, fast: bool = False) -> None:
     """The body of ``salface scale`` (also ``salface analyze --ray``); exits with its code."""
     from .. import scale
 
@@ -88,6 +90,8 @@ def run_scale(paths: list[str], out: Path, *, ray_address: str = "local",
               "tasks": tuple(t.strip() for t in tasks.split(",") if t.strip()),
               "device": device, "backend": backend, "batch_size": batch_size,
               "max_faces": max_faces}
+    if fast and not detect_only:
+        kwargs["fast"] = True
     if threads is not None:
         kwargs["threads"] = threads
     try:

@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("auto", help="auto or onnx (ONNX Runtime, the bundled ONNX "
                                                  "files), or torch (needs salface[torch])."),
         device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+        fast: bool = typer.Option(False, "--fast", help="Serve the fast profile of the default "
+                                  "models (as for analyze --fast)."),
         log_level: str = typer.Option("info", help="Uvicorn log level."),
     ) -> None:
         """Serve the HTTP API (POST /v1/analyze, POST /v1/explain, GET /v1/models, GET /health;
@@ -56,7 +58,7 @@ def register(app: typer.Typer) -> None:
                 max_pixels=max_pixels, max_faces=max_faces, max_concurrent=max_concurrent,
                 max_queue=max_queue, timeout=timeout, detector=detector,
                 tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()), backend=backend,
-                device=device, log_level=log_level)
+                device=device, fast=fast, log_level=log_level)
         except ValueError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2)

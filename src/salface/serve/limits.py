@@ -57,6 +57,7 @@ class Settings:
     tasks: tuple[str, ...] = ("age", "gender", "expression")
     backend: str = "auto"
     device: str = "cpu"
+    fast: bool = False            # the default models' fast profile (Analyzer(fast=True))
     batch_size: int = 32
     log_level: str = "info"
 

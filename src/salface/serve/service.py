@@ -137,7 +137,7 @@ class Service:
             # Analyzer.analyze_faces; the Analyzer's own detector is never used
             self.analyzer = Analyzer(detector="whole", model="default", tasks=s.tasks,
                                      device=s.device, backend=s.backend, batch_size=s.batch_size,
-                                     return_saliency=True, prefetch=False)
+                                     return_saliency=True, prefetch=False, fast=s.fast)
             self.detector(s.detector)
             self._models = self._describe_models()
             self.models()  # checksums the default detector's file now, not on a request
@@ -364,7 +364,7 @@ class Service:
             if sal not in saliency:
                 saliency[sal] = {"name": sal, "kind": "saliency", **files(sal)}
         return {
-            "tasks": list(s.tasks), "backend": an.backend, "device": an.device,
+            "tasks": list(s.tasks), "backend": an.backend, "device": an.device, "fast": s.fast,
             "classifiers": classifiers, "saliency": list(saliency.values()),
             "limits": {"max_upload_bytes": s.max_upload_bytes, "max_pixels": s.max_pixels,
                        "max_faces": s.max_faces, "max_concurrent": s.max_concurrent,
