@@ -29,18 +29,14 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def loaded_service(settings: Settings) -> Service:
-    """A loaded Service; YuNet is bundled, else installed from ../shared, else the test skips."""
-    try:
-        return Service(settings).load()
-    except Exception as exc:
-        if "yunet" not in str(exc).lower():
-            raise
-    from conftest import shared_path
+    """A loaded Service with YuNet installed from ../shared when it is there (so the default
+    detector, ``auto``, is YuNet whatever ran before); without ../shared, ``auto`` is BlazeFace."""
+    from conftest import SHARED
     from salface import hub
 
-    hub.ensure_file("yunet", source=str(shared_path("weights", "yunet",
-                                                    "face_detection_yunet_2023mar.onnx")),
-                    progress=False)
+    yunet = SHARED / "weights" / "yunet" / "face_detection_yunet_2023mar.onnx"
+    if yunet.exists() and hub.verify_remote("yunet") != "ok":
+        hub.ensure_file("yunet", source=str(yunet), progress=False)
     return Service(settings).load()
 
 
@@ -168,8 +164,11 @@ def test_cams_agree_with_salface_explain(service, astronaut):
     from salface.serve.cams import CamMaker
     from salface.serve.service import Options, Upload
 
+    from salface import hub
+
+    det = "yunet" if hub.verify_remote("yunet") == "ok" else "blazeface"   # no ../shared: no YuNet
     result, image = service.analyze(Upload(_png(astronaut), "a.png"),
-                                    Options("yunet", ("age", "gender", "expression"), 5))
+                                    Options(det, ("age", "gender", "expression"), 5))
     maker = CamMaker(service.analyzer)
     cams, tiles, notes = maker.maps(image, result.faces, ("age", "gender", "expression"), 96)
     assert notes == [] and len(tiles) == 1 and set(cams[0]) == {"age", "gender", "expression"}
@@ -279,8 +278,11 @@ def test_health_and_models(client, service):
         assert c["sha256"] in (entry["sha256"], entry.get("onnx", {}).get("sha256"))
         assert c["sha256"] == hub.sha256_file(hub.bundled_dir() / c["file"])
     assert m["saliency"][0]["name"] == "mlnet-mobilenetv2-nus"
-    yunet = m["detectors"]["loaded"]["yunet"]
-    assert yunet["sha256"] == hub.REMOTE_FILES["yunet"].sha256
+    default = m["detectors"]["loaded"][m["detectors"]["default"]]   # "auto", loaded at start-up
+    if hub.verify_remote("yunet") == "ok":   # installed from ../shared by loaded_service: auto = YuNet
+        assert default["sha256"] == hub.REMOTE_FILES["yunet"].sha256
+    else:                                    # no ../shared: auto = the bundled BlazeFace
+        assert default["sha256"] == hub.sha256_file(hub.bundled_dir() / default["file"])
     assert m["limits"]["max_upload_bytes"] == MB and m["limits"]["max_pixels"] == 2_000_000
     page = client.get("/")
     assert page.status_code == 200 and "salface" in page.text
