@@ -188,7 +188,7 @@ def configs(args, set_name: str, folder: Path) -> list[dict]:
     sal = []
     for b in args.backends:
         for d in (["whole"] if crops else args.detectors):
-            for prof in getattr(args, "profiles", ["default"]):
+            for prof in args.profiles:
                 cmd = salface_exe() + ["analyze", str(folder), "--format", "jsonl", "--no-progress",
                                        "--tasks", args.salface_tasks]
                 if d != "auto":

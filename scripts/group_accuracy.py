@@ -66,6 +66,21 @@ def balanced_bootstrap(a: np.ndarray, b: np.ndarray, cell_list: list[np.ndarray]
     return balanced_accuracy(b, cell_list) - balanced_accuracy(a, cell_list), float(lo), float(hi)
 
 
+def cell_changes(a: np.ndarray, b: np.ndarray, gender: np.ndarray, age_group: np.ndarray,
+                 race: np.ndarray, cell_list: list[np.ndarray]) -> list[dict[str, object]]:
+    """Per cell: its gender, age group and race, size, and accuracy of ``a`` and of ``b``; sorted
+    by ``b − a`` (largest loss first)."""
+    from salface.labels import labels_for
+
+    rows = []
+    for c in cell_list:
+        i = c[0]
+        rows.append({"gender": ("men", "women")[int(gender[i])], "age": labels_for("age")[int(age_group[i])],
+                     "race": UTKFACE_RACES[int(race[i])], "n": int(len(c)),
+                     "a": float(np.mean(a[c])), "b": float(np.mean(b[c]))})
+    return sorted(rows, key=lambda r: r["b"] - r["a"])
+
+
 OLDER = 38
 """Issue 12's older women: 38+ years (the age groups 38-43, 48-53, 60+ and the gaps between)."""
 
@@ -107,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, default=None, help="Also write the table as JSON here.")
     ap.add_argument("--baseline", type=Path, default=None, help="Report of a baseline on the same images: paired tests.")
     ap.add_argument("--min-cell", type=int, default=10, help="Smallest gender × age group × race cell in the balanced row.")
+    ap.add_argument("--cells", type=int, default=0, help="With --baseline: list the N cells that lost most and gained most.")
     a = ap.parse_args(argv)
     correct = read_per_image(a.report)
     if not correct:
@@ -117,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     gender = cc.task_labels("gender")[idx]
     years = np.array([age_years(paths[i]) for i in idx])
     race = np.array([utkface_race(paths[i]) for i in idx])
-    cell_list = cells(gender, cc.task_labels("age")[idx], race, a.min_cell)
+    age_group = cc.task_labels("age")[idx]
+    cell_list = cells(gender, age_group, race, a.min_cell)
     table = group_table(correct, gender, years, race, cell_list)
     tasks = list(table)
     print(f"{a.report.name} ({a.split}, {len(idx)} faces)\n")
@@ -151,6 +168,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {t}, balanced | {100 * balanced_accuracy(base[t], cell_list):.2f} % | "
                   f"{100 * balanced_accuracy(correct[t], cell_list):.2f} % | {100 * d:+.2f} "
                   f"({100 * lo:+.2f}, {100 * hi:+.2f}) | | |")
+        if a.cells:
+            for t in tasks:
+                if t not in base or len(base[t]) != len(correct[t]):
+                    continue
+                rows = cell_changes(base[t], correct[t], gender, age_group, race, cell_list)
+                table[t]["cells"] = rows
+                print(f"\n{t}: the cells that lost and gained most (A → B)\n")
+                print("| cell | n | A | B |\n|---|---|---|---|")
+                for r in rows[:a.cells] + rows[-a.cells:]:
+                    print(f"| {r['gender']} {r['age']} {r['race']} | {r['n']} | {100 * r['a']:.0f} % | {100 * r['b']:.0f} % |")
     if a.json:
         a.json.write_text(json.dumps(table, indent=1, default=str))
 

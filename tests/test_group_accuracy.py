@@ -48,3 +48,15 @@ def test_balanced_accuracy_weighs_every_cell_alike():
     t = ga.group_table({"gender": correct}, gender, years, race, cl)["gender"]
     assert "older non-White women" not in t                 # these women are all White (race 0)
     assert t["balanced (3 cells)"]["accuracy"] == pytest.approx(0.5)
+
+
+def test_cell_changes_sorted_by_loss():
+    gender = np.array([1, 1, 0, 0])
+    age = np.array([4, 4, 0, 0])
+    race = np.array([1, 1, 3, 3])
+    cl = ga.cells(gender, age, race, min_cell=2)
+    a = np.array([1, 0, 1, 1], bool)
+    b = np.array([1, 1, 0, 1], bool)
+    rows = ga.cell_changes(a, b, gender, age, race, cl)
+    assert [(r["gender"], r["age"], r["race"]) for r in rows] == [("men", "0-2", "indian"), ("women", "25-32", "black")]
+    assert (rows[0]["a"], rows[0]["b"]) == (1.0, 0.5) and (rows[1]["a"], rows[1]["b"]) == (0.5, 1.0)

@@ -32,6 +32,25 @@ def _providers(ort, device: str) -> tuple[list[str], str]:
     return ["CPUExecutionProvider"], "cpu"
 
 
+def session_options(threads: int | None = None):
+    """The ONNX Runtime session options every bundled network runs with: ``threads`` intra-op
+    threads (``None``: ONNX Runtime's default, one per physical core), one inter-op thread, no
+    memory arena and no spinning. Measured on the 2-core CPU (batch 32–64 faces): the arena kept
+    ~1 GB of activation buffers alive for the whole process (peak 1.0 GB vs 0.35 GB without it)
+    for no measurable speed; idle intra-op threads that spin steal the core the decode/detect
+    thread needs (the bundled BlazeFace with ONNX Runtime's defaults cost the whole pipeline a
+    third of its speed)."""
+    ort = _ort()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.enable_cpu_mem_arena = False
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
 class OrtNetwork:
     """``net(x)``: float32 ``(N, 3, H, W)`` → ``{output name: float32 array}``.
 
@@ -41,18 +60,7 @@ class OrtNetwork:
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None):
         ort = _ort()
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = threads or int(os.environ.get("SALFACE_THREADS", "0") or 0)
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        # Measured on the 2-core CPU (batch 32–64 faces): the arena kept ~1 GB of activation
-        # buffers alive for the whole process (peak 1.0 GB vs 0.35 GB without it) for no
-        # measurable speed; idle intra-op threads that spin steal the core the decode/detect
-        # thread needs.
-        opts.enable_cpu_mem_arena = False
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts = session_options(threads or int(os.environ.get("SALFACE_THREADS", "0") or 0))
         providers, self.device = _providers(ort, device)
         self.path = Path(path)
         try:

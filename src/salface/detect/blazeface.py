@@ -141,16 +141,13 @@ class _Model:
                                           list(config["anchors_per_cell"]))
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
+        from ..backends.onnxrt import session_options
+
+        # Both networks are tiny (128 / 192 px): one intra-op thread by default. The detector
+        # runs in the Analyzer's background thread beside the classifiers, with the same quiet
+        # options as they (docs/benchmarks/blazeface_vs_yunet.md, session 7).
+        opts = session_options(threads or 1)
         opts.log_severity_level = 3
-        # Both networks are tiny (128 / 192 px): one intra-op thread, not spinning, no memory
-        # arena. The detector runs in the Analyzer's background thread beside the classifiers;
-        # ONNX Runtime's default (a spinning thread per core, an arena) cost the whole pipeline
-        # a quarter of its speed and ~100 MB (docs/benchmarks/peer_speed.md, session 7).
-        opts.intra_op_num_threads = int(threads) if threads else 1
-        opts.inter_op_num_threads = 1
-        opts.enable_cpu_mem_arena = False
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), opts,
                                                 providers=["CPUExecutionProvider"])

@@ -43,7 +43,6 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .cache import CropCache, open_crop_cache
@@ -307,9 +306,13 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     net = dctx.wrap(model, find_unused=len(preset.tasks) > 1)  # DDP under torchrun, else model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _optimizer(preset, params)
+    if preset.gender_within and "gender" not in preset.tasks:
+        raise ValueError(f"preset {preset.name}: gender_within needs the gender task")
+    weighted = {"gender"} if preset.gender_within else set()  # tasks with per-sample loss weights
     losses = {t: nn.CrossEntropyLoss(
         weight=(class_weights(labels[t][tr], len(labels_for(t))).to(device) if preset.class_weighted else None),
-        ignore_index=-1, label_smoothing=preset.label_smoothing) for t in preset.tasks}
+        ignore_index=-1, label_smoothing=preset.label_smoothing,
+        reduction="none" if t in weighted else "mean") for t in preset.tasks}
     if preset.age_loss == "ordinal" and "age" in preset.tasks:
         losses["age"] = OrdinalLoss(len(labels_for("age")), preset.ordinal_sigma, preset.ordinal_penalty)
     elif preset.age_loss != "ce":
@@ -318,8 +321,6 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     strata = cache_strata(cc, preset.balance, tr)[0] if preset.balance else None
     loss_w: dict[str, np.ndarray] = {}  # per-sample loss weights of a task, indexed like the cache
     if preset.gender_within:
-        if "gender" not in preset.tasks:
-            raise ValueError(f"preset {preset.name}: gender_within needs the gender task")
         w = np.zeros(len(labels["gender"]), np.float32)
         w[tr] = within_stratum_weights(labels["gender"][tr], cache_strata(cc, preset.gender_within, tr)[0])
         loss_w["gender"] = w
@@ -409,9 +410,7 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
                         loss = loss + losses[t](outs[t][v], target[v])
                     elif t in loss_w:  # per-sample weights: a weighted mean over the labelled rows
                         w = torch.from_numpy(loss_w[t][idx]).to(device)[v]
-                        per = F.cross_entropy(outs[t][v], y[v], label_smoothing=preset.label_smoothing,
-                                              reduction="none")
-                        loss = loss + (per * w).sum() / w.sum().clamp_min(1e-8)
+                        loss = loss + (losses[t](outs[t][v], y[v]) * w).sum() / w.sum().clamp_min(1e-8)
                     else:
                         loss = loss + losses[t](outs[t], y)
                     with torch.no_grad():
