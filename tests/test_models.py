@@ -89,7 +89,7 @@ def test_unknown_backbone():
 
 
 def test_registry_names_and_missing_model_error(tmp_path):
-    assert (DEFAULT_MODELS["age"], DEFAULT_MODELS["gender"]) == ("default-age", "default-age-gender")
+    assert DEFAULT_MODELS["age"] == DEFAULT_MODELS["gender"] == "age-gender-ensemble"
     assert set(DEFAULT_MODELS) == {"age", "gender", "expression"}
     assert list_classifiers(str(tmp_path)) == {}
     with pytest.raises(MissingModelError, match="not been trained"):

@@ -42,7 +42,7 @@ def crops(astronaut) -> np.ndarray:
     return np.concatenate([np.stack([face, face[:, ::-1], shifted]), noise])
 
 
-@pytest.mark.parametrize("name", ["default-age", "default-age-gender", "default-expression"])
+@pytest.mark.parametrize("name", ["age-gender-ensemble", "default-age-gender", "default-expression"])
 def test_classifier_onnx_matches_torch(name, crops):
     _need(name)
     pytest.importorskip("torch")

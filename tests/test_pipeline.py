@@ -146,10 +146,10 @@ def test_shipped_expression_model_golden(yunet_model, astronaut):
 
 def test_missing_default_model_is_named(monkeypatch, tmp_path):
     """A task whose default model is not shipped: a clear error naming the model, no guessing."""
-    from salface.hub import MissingModelError
+    from salface.hub import DEFAULT_MODELS, MissingModelError
 
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(tmp_path))  # an empty bundle
-    with pytest.raises(MissingModelError, match="default-age"):
+    with pytest.raises(MissingModelError, match=DEFAULT_MODELS["age"]):
         Analyzer(detector="whole", tasks=("age",))
 
 

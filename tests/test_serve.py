@@ -268,9 +268,9 @@ def test_health_and_models(client, service):
     assert h["status"] == "ok" and h["max_concurrent"] == 2 and h["active"] == 0
     m = client.get("/v1/models").json()
     by_name = {c["name"]: c for c in m["classifiers"]}
-    assert set(by_name) == {"default-age", "default-age-gender", "default-expression"}
-    assert by_name["default-age-gender"]["labels"]["gender"] == ["male", "female"]
-    assert by_name["default-age"]["tasks"] == ["age"] and by_name["default-age-gender"]["tasks"] == ["gender"]
+    assert set(by_name) == {"age-gender-ensemble", "default-expression"}
+    assert by_name["age-gender-ensemble"]["labels"]["gender"] == ["male", "female"]
+    assert by_name["age-gender-ensemble"]["tasks"] == ["age", "gender"]
     assert by_name["default-expression"]["tasks"] == ["expression"]
     manifest = hub.load_manifest()["models"]
     for c in [*by_name.values(), *m["saliency"]]:  # the manifest's checksum, and the file has it

@@ -117,9 +117,10 @@ def test_gender_loss_balanced_within_strata(utk_cache, tmp_path, monkeypatch):
     assert a.history[0]["train_loss"] != pytest.approx(b.history[0]["train_loss"], rel=1e-6)
     assert json.loads((tmp_path / "b" / "config.json").read_text())["preset"]["gender_within"] == ["age", "race"]
     assert presets.get_preset("robust-age-gender-fair").gender_within == ("age", "race")
-    from salface.hub import load_manifest
-    ordinal = presets.get_preset("robust-age-ordinal")   # pinned to the shipped default-age
-    assert ordinal.age_loss == "ordinal" and ordinal.init == "bundled:default-age"
-    assert ordinal.init_sha256 == load_manifest()["models"]["default-age"]["sha256"]
+    ordinal = presets.get_preset("robust-age-ordinal")   # pinned to session 7's default-age run
+    assert ordinal.age_loss == "ordinal" and ordinal.init.startswith("runs/soup-robust-age-gender-fair-0.7")
+    assert len(ordinal.init_sha256) == 64
+    edge = presets.get_preset("edge-age-gender")   # the ensemble's second member, on the margin crop
+    assert (edge.backbone, edge.crop_mode, edge.input_size, edge.balance) == ("edgeface_xs", "margin", 96, ())
     with pytest.raises(ValueError, match="gender_within needs the gender task"):
         train(fair.with_overrides(tasks=("age",)), utk_cache, out_dir=tmp_path / "c", log=lambda s: None, **kw)

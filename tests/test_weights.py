@@ -332,6 +332,6 @@ def test_models_listing_marks_the_default_per_task():
     for task, name in W.DEFAULT_MODELS.items():
         if name in rows:
             assert task in rows[name]["default_for"]
-    if "default-age" in rows:   # age and gender come from two networks since session 7
-        assert rows["default-age"]["default_for"] == ["age"]
-        assert rows["default-age-gender"]["default_for"] == ["gender"]
+    if "age-gender-ensemble" in rows:   # age and gender: one ensemble of two networks since session 8
+        assert rows["age-gender-ensemble"]["default_for"] == ["age", "gender"]
+        assert rows["default-age-gender"]["default_for"] == []

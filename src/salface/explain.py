@@ -67,6 +67,8 @@ def class_activation_maps(model: torch.nn.Module, x: torch.Tensor, task: str,
 
     ``class_index``: None → each sample's predicted class; an int or one int per sample → that
     class. ``size``: output map size (default: ``x``'s ``H×W``)."""
+    if hasattr(model, "member_inputs"):
+        return _ensemble_cams(model, x, task, class_index, size)
     if not getattr(model, "has_gap", False):
         raise ValueError(f"class activation maps need a backbone with global average pooling "
                          f"(mobilenet_v2 or alexnet_gap); this {type(model).__name__} has a fully "
@@ -94,6 +96,27 @@ def class_activation_maps(model: torch.nn.Module, x: torch.Tensor, task: str,
     return CAMBatch(task=task, maps=maps.cpu().numpy().astype(np.float32), raw=raw.cpu().numpy(),
                     classes=cls.cpu().numpy(), probabilities=probs.gather(1, cls[:, None])[:, 0].cpu().numpy(),
                     flat=flat.cpu().numpy())
+
+
+def _ensemble_cams(model: torch.nn.Module, x: torch.Tensor, task: str,
+                   class_index: int | Sequence[int] | None, size: tuple[int, int] | None) -> CAMBatch:
+    """An ensemble's CAM (:mod:`salface.models.ensemble`): each member's normalised CAM of the class
+    the *ensemble* predicts (or ``class_index``), averaged with the members' weights, normalised."""
+    if task not in model.tasks:
+        raise ValueError(f"the model has no {task!r} head (tasks: {list(model.tasks)})")
+    model.eval()
+    logp = model(x)[task].float()
+    probs = torch.softmax(logp, dim=1)
+    cls = logp.argmax(dim=1) if class_index is None else torch.as_tensor(
+        class_index, dtype=torch.long, device=x.device).reshape(-1).expand(x.shape[0])
+    out_size = size or (x.shape[2], x.shape[3])
+    total = None
+    for member, xi, w in model.member_inputs(x):
+        part = torch.from_numpy(class_activation_maps(member, xi, task, cls.tolist(), out_size).maps) * w
+        total = part if total is None else total + part
+    maps, flat = _normalise(total)
+    return CAMBatch(task=task, maps=maps.numpy().astype(np.float32), raw=total.numpy(), classes=cls.cpu().numpy(),
+                    probabilities=probs.gather(1, cls[:, None])[:, 0].cpu().numpy(), flat=flat.cpu().numpy())
 
 
 # ------------------------------------------------------------------------------------ regions
@@ -273,7 +296,7 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
                     label = cfg.labels[t][c]
                     ex.predictions[t] = {"label": label, "confidence": round(float(p[c]), 4),
                                          "model": em.source}
-                    if getattr(em.model, "has_gap", False):
+                    if getattr(em.model, "has_gap", False) or hasattr(em.model, "member_inputs"):
                         cam = class_activation_maps(em.model, x, t, class_index=c).maps[0]
                         tiles.append((cam_overlay(px[0], cam), f"CAM {t}: {label}"))
                         if crop.landmarks is not None:

@@ -36,13 +36,14 @@ from .errors import ChecksumError, MissingModelError, ModelError
 
 MANIFEST_SCHEMA = 1
 DEFAULT_MODELS: dict[str, str] = {
-    "age": "default-age",
-    "gender": "default-age-gender",
+    "age": "age-gender-ensemble",
+    "gender": "age-gender-ensemble",
     "expression": "default-expression",
 }
-"""Task → name of the bundled classifier that serves it by default. Age and gender come from two
-networks of the same shape: ``default-age`` (the robustness fine-tune, better and steadier for age)
-and ``default-age-gender`` (whose gender head the fine-tunes never beat); see the model card."""
+"""Task → name of the bundled classifier that serves it by default. Age and gender come from
+``age-gender-ensemble`` (session 8): two networks on the same crop, an ImageNet MobileNetV2 (the
+session-7 ``default-age`` weights) and a face-pretrained EdgeFace-XS, their answers averaged in
+one ONNX graph; see the model card."""
 FAST_MODELS: dict[str, str] = {
     "age": "default-age-gender",
     "gender": "default-age-gender",

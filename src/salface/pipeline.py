@@ -139,7 +139,7 @@ class Analyzer:
         calling thread.
     fast:
         The fast profile, for the default models only: age and gender from one network
-        (:data:`~salface.hub.FAST_MODELS`: ``default-age-gender``, not ``default-age``), ML-Net as
+        (:data:`~salface.hub.FAST_MODELS`: ``default-age-gender``, one MobileNetV2, not the ensemble), ML-Net as
         INT8 and no flip TTA: 23–31 % more faces/s in whole-process runs, for the accuracy
         measured in ``docs/pipeline.md`` ("The fast profile"). ``variant`` then applies to the classifiers only.
 

@@ -161,6 +161,25 @@ def register(app: typer.Typer) -> None:
         (p / "command.txt").write_text(command_line() + "\n")
         typer.echo(f"{p}: (1 − {alpha})·{run_a} + {alpha}·{run_b}")
 
+    @app.command("ensemble")
+    def ensemble_cmd(
+        runs: list[Path] = typer.Argument(..., help="Two or more training runs on the same crop (first: whose input normalisation the ensemble takes)."),
+        out: Path = typer.Option(..., "--out", help="Run folder for the ensemble."),
+        tasks: str = typer.Option("", "--tasks", help="Comma-separated tasks (default: all that every run answers)."),
+        weights: str = typer.Option("", "--weights", help="Comma-separated member weights (default: equal)."),
+    ) -> None:
+        """Average several runs' answers (mean log-softmax) as one network: a run folder that evaluate and ship take."""
+        from ..training.ensemble import ensemble_runs
+
+        try:
+            w = [float(x) for x in weights.split(",")] if weights else None
+            p = ensemble_runs(runs, out, tasks=[t for t in tasks.split(",") if t] or None, weights=w)
+        except (ValueError, FileNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
+        (p / "command.txt").write_text(command_line() + "\n")
+        typer.echo(f"{p}: ensemble of {', '.join(str(r) for r in runs)}")
+
     @app.command("evaluate")
     def evaluate_cmd(
         runs: List[Path] = typer.Argument(..., help="Training run folder(s); several give a side-by-side table."),

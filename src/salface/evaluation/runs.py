@@ -107,8 +107,12 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", which: str = "best
     history = json.loads(hist_p.read_text()) if hist_p.exists() else None
     state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
     det_rate = float(np.asarray(cc.detected[idx]).mean())
-    chosen = (f"epoch {state.get('best_epoch')} of {state.get('epochs')}, chosen on val" if which == "best"
-              else f"epoch {state.get('epoch')} of {state.get('epochs')}")
+    if state.get("ensemble"):
+        chosen = f"an ensemble of {len(state['ensemble'])} runs' best weights: {', '.join(state['ensemble'])}"
+    elif which == "best":
+        chosen = f"epoch {state.get('best_epoch')} of {state.get('epochs')}, chosen on val"
+    else:
+        chosen = f"epoch {state.get('epoch')} of {state.get('epochs')}"
     extra = {"run": run.name, "split": f"{split} ({len(idx)} faces) of cache `{cc.root.name}`; "
                                       f"{100 * det_rate:.2f} % found by the detector, the rest cropped "
                                       f"from the dataset box",

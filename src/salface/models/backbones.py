@@ -26,6 +26,9 @@ Backbones (``ClassifierConfig.backbone``):
     a clear error when it is absent. Inputs: mean = std = 0.5 (:data:`INPUT_NORM`), 112 px
     ArcFace-aligned crops. CAMs: ``features`` are the last stage's maps and ``head_weight``
     folds the neck into the head (exact up to a positive per-sample factor and a constant).
+``ensemble``
+    several of the above on the same crop, their log-softmax averaged per task
+    (:mod:`salface.models.ensemble`; the members' configs travel in ``config.extra["members"]``).
 ``gilnet``
     Levi & Hassner (2015): 96×7×7 stride 4, max-pool 3/2, LRN; 256×5×5, max-pool, LRN; 384×3×3,
     max-pool; fc512, dropout; fc512, dropout; heads. Always from scratch. The paper fixes the input
@@ -191,9 +194,12 @@ def _gilnet_features() -> nn.Sequential:
 def build_classifier(config: ClassifierConfig, pretrained: bool = False) -> Classifier:
     """Build the network that ``config`` describes. ``pretrained`` loads ImageNet weights into the
     trunk (and AlexNet/VGG fc6/fc7) where the backbone has them; heads are always new."""
+    b = config.backbone
+    if b == "ensemble":  # several trained networks answering as one (salface.models.ensemble)
+        from .ensemble import build_ensemble
+        return build_ensemble(config, pretrained)
     import torchvision.models as tvm
 
-    b = config.backbone
     nc = config.num_classes
     if b == "mobilenet_v2":
         net = _tv_model(tvm.mobilenet_v2, b, pretrained, required=True)

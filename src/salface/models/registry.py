@@ -1,8 +1,8 @@
 """Named classifiers shipped with salface, loaded from the bundled manifest.
 
-``DEFAULT_MODELS`` says which bundled model serves each task by default: two MobileNetV2s with
-age and gender heads trained on UTKFace (``default-age`` answers age, ``default-age-gender``
-gender), and a gray-scale MobileNetV2 expression model trained on FER+. :func:`load_classifier` builds the network from the config stored in the manifest and loads
+``DEFAULT_MODELS`` says which bundled model serves each task by default: for age and gender an
+ensemble trained on UTKFace (``age-gender-ensemble``: a MobileNetV2 and an EdgeFace-XS on the same
+crop, :mod:`salface.models.ensemble`), and a gray-scale MobileNetV2 expression model trained on FER+. :func:`load_classifier` builds the network from the config stored in the manifest and loads
 its weights through :func:`salface.models.bundle.load_state_dict` (SHA-256 verified); a model that
 has not been shipped yet raises :class:`~salface.hub.MissingModelError` — salface never
 predicts with random weights.

@@ -9,7 +9,9 @@ panels are returned alone.
 The map is Zhou et al. (2016)'s, as in :func:`salface.explain.class_activation_maps` (which the
 torch-free runtime may not import): ``M_c = Σ_k w_{c,k} · A_k`` for the class ``c`` the server
 reported, upsampled bilinearly (half-pixel centres) to the tile and min–max normalised per face
-(a flat map stays all zero), then drawn as a JET heat map over the crop.
+(a flat map stays all zero), then drawn as a JET heat map over the crop. For an ensemble
+(:mod:`salface.models.ensemble`) it is its members' maps so normalised, averaged with the members'
+weights and normalised again.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class CamMaker:
             module, cfg = net.module, g.config
             if not want:
                 continue
-            if not getattr(module, "has_gap", False):
+            if not getattr(module, "has_gap", False) and not hasattr(module, "member_inputs"):
                 notes.append(f"{g.classifier.name} ({cfg.backbone}) has no global average pooling")
                 continue
             rgb = np.stack([crop_for_config(image, r.face, cfg).pixels for r in faces])
@@ -75,14 +77,21 @@ class CamMaker:
             torch = net.torch
             with torch.inference_mode():
                 x = torch.from_numpy(to_input_array(px, maps, cfg)).to(net.device)
-                feats = module.features(x).float().cpu().numpy()            # (N, K, h, w)
-                weights = {t: module.head_weight(t).float().cpu().numpy() for t in want}
+                # an ensemble's map is its members' normalised maps, weighted as their answers are
+                members = module.member_inputs(x) if hasattr(module, "member_inputs") else [(module, x, 1.0)]
+                parts = [(m.features(xi).float().cpu().numpy(),                   # (N, K, h, w)
+                          {t: m.head_weight(t).float().cpu().numpy() for t in want}, w)
+                         for m, xi, w in members]
             if not tiles:
                 tiles = [cv2.resize(p, (side, side), interpolation=cv2.INTER_CUBIC) for p in px]
             for t in want:
-                w = weights[t][[getattr(r, t).index for r in faces]]        # (N, K)
-                for i, m in enumerate(np.einsum("nk,nkhw->nhw", w, feats)):
-                    out[i][t] = normalise(cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR))
+                cls = [getattr(r, t).index for r in faces]
+                total = np.zeros((len(faces), side, side), np.float32)
+                for feats, weights, share in parts:
+                    for i, m in enumerate(np.einsum("nk,nkhw->nhw", weights[t][cls], feats)):
+                        total[i] += share * normalise(cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR))
+                for i in range(len(faces)):
+                    out[i][t] = normalise(total[i])
         return out, tiles, notes
 
     def __call__(self, image: np.ndarray, faces: list[FaceResult], tasks: tuple[str, ...],

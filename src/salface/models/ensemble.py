@@ -1,0 +1,134 @@
+"""Several trained networks answering as one (``ClassifierConfig.backbone == "ensemble"``).
+
+Networks of different families make different mistakes, so the average of their answers is
+usually better than either (issue 12, session 8: an ImageNet MobileNetV2 and a face-pretrained
+EdgeFace-XS on the same crop). The members must share the crop (``input_size``, ``color``,
+``crop_mode``, ``margin``, ``align``) and the saliency reweighting (``saliency``, ``ratio``), so
+at run time the crop and the ML-Net map are computed once and only the networks add up. Each
+member may expect its own input normalisation: the ensemble takes inputs normalised as its first
+member expects (its config's ``mean``/``std``) and converts them for the others inside the graph.
+
+The answer of each task is the mean of the members' log-softmax (a geometric mean of their
+probabilities, renormalised by the softmax that follows), optionally weighted; the ensemble's own
+temperature is then fitted on val like any model's. It is one ``nn.Module``, so training runs
+(:func:`ensemble_runs`), ``salface evaluate``, ``ship`` and the ONNX export treat it like any
+network: the shipped file is one ONNX graph.
+
+``config.extra["members"]`` holds the members' classifier configs (dicts) and
+``config.extra["member_weights"]`` their weights (default: equal); the weights file holds each
+member's tensors under ``members.<i>.``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .config import ClassifierConfig
+
+SHARED_FIELDS = ("input_size", "color", "crop_mode", "margin", "align", "saliency", "ratio")
+"""Config fields every member must share with the ensemble (the crop and its reweighting)."""
+
+
+class Ensemble(nn.Module):
+    """Members' log-softmax averaged per task; ``forward`` returns ``{task: log-probabilities}``
+    (valid logits: the softmax of the output is the renormalised geometric mean)."""
+
+    has_gap = False  # no single set of conv maps: a CAM is the members' CAMs averaged (member_inputs)
+
+    def __init__(self, members: Sequence[nn.Module], tasks: Sequence[str],
+                 norms: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self._tasks = tuple(tasks)
+        w = torch.tensor(list(weights) if weights is not None else [1.0] * len(members), dtype=torch.float32)
+        if len(w) != len(members) or (w <= 0).any():
+            raise ValueError(f"member weights must be {len(members)} positive numbers, got {list(w.tolist())}")
+        self.register_buffer("member_weights", w / w.sum(), persistent=False)
+        # x_k = x * scale_k + shift_k turns the ensemble's normalised input into member k's.
+        for i, (scale, shift) in enumerate(norms):
+            self.register_buffer(f"scale{i}", scale.view(1, 3, 1, 1).float(), persistent=False)
+            self.register_buffer(f"shift{i}", shift.view(1, 3, 1, 1).float(), persistent=False)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self._tasks
+
+    def member_inputs(self, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor, float]]:
+        """``(member, its input, its weight)`` for the ensemble's input ``x``: what class
+        activation maps of an ensemble average over (``salface.explain``, ``salface.serve.cams``)."""
+        return [(m, x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}"), float(self.member_weights[i]))
+                for i, m in enumerate(self.members)]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for i, (m, xi, _) in enumerate(self.member_inputs(x)):
+            logits = m(xi)
+            for t in self._tasks:
+                lp = torch.log_softmax(logits[t].float(), dim=1) * self.member_weights[i]
+                out[t] = lp if t not in out else out[t] + lp
+        return out
+
+
+def member_configs(config: ClassifierConfig) -> list[ClassifierConfig]:
+    """The members' configs recorded in an ensemble's config."""
+    members = config.extra.get("members")
+    if not members:
+        raise ValueError(f"ensemble {config.name!r} lists no members (config.extra['members'])")
+    return [ClassifierConfig.from_dict(m) for m in members]
+
+
+def check_members(config: ClassifierConfig, members: Sequence[ClassifierConfig]) -> None:
+    """Raise ``ValueError`` when a member does not share the ensemble's crop, reweighting or tasks."""
+    for m in members:
+        if m.backbone == "ensemble":
+            raise ValueError(f"member {m.name!r} is itself an ensemble; list its members instead")
+        for f in SHARED_FIELDS:
+            if getattr(m, f) != getattr(config, f):
+                raise ValueError(f"member {m.name!r} has {f} = {getattr(m, f)!r}, the ensemble "
+                                 f"{getattr(config, f)!r}: members must share the crop and its reweighting")
+        missing = [t for t in config.tasks if t not in m.tasks]
+        if missing:
+            raise ValueError(f"member {m.name!r} does not answer {missing}")
+
+
+def build_ensemble(config: ClassifierConfig, pretrained: bool = False) -> Ensemble:
+    """The :class:`Ensemble` ``config`` describes (members built by ``build_classifier``)."""
+    from .backbones import build_classifier
+
+    members = member_configs(config)
+    check_members(config, members)
+    mean0, std0 = torch.tensor(config.mean), torch.tensor(config.std)
+    norms = []
+    for m in members:
+        mean, std = torch.tensor(m.mean), torch.tensor(m.std)
+        norms.append((std0 / std, (mean0 - mean) / std))
+    return Ensemble([build_classifier(m, pretrained=pretrained) for m in members], config.tasks,
+                    norms, config.extra.get("member_weights"))
+
+
+def ensemble_config(name: str, members: Sequence[ClassifierConfig], tasks: Sequence[str] | None = None,
+                    weights: Sequence[float] | None = None, extra: dict[str, Any] | None = None
+                    ) -> ClassifierConfig:
+    """An ensemble's config: the first member's crop, reweighting and normalisation, the tasks
+    all members answer (or ``tasks``), the members' configs in ``extra["members"]``."""
+    first = members[0]
+    common = [t for t in first.tasks if all(t in m.tasks for m in members)]
+    tasks = tuple(tasks) if tasks else tuple(common)
+    d = {k: v for k, v in first.to_dict().items() if k != "labels"}
+    d.update(name=name, backbone="ensemble", tasks=list(tasks),
+             extra={**(extra or {}), "members": [m.to_dict() for m in members]})
+    if weights is not None:
+        d["extra"]["member_weights"] = [float(w) for w in weights]
+    config = ClassifierConfig.from_dict(d)
+    check_members(config, members)
+    return config
+
+
+__all__ = ["Ensemble", "SHARED_FIELDS", "build_ensemble", "check_members", "ensemble_config",
+           "member_configs"]

@@ -1,0 +1,154 @@
+"""Ensembles: several trained networks on one crop answering as one (salface.models.ensemble)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from salface.models.backbones import build_classifier  # noqa: E402
+from salface.models.config import ClassifierConfig  # noqa: E402
+from salface.models.ensemble import ensemble_config  # noqa: E402
+from salface.training.ensemble import ensemble_runs  # noqa: E402
+from salface.training.train import load_run  # noqa: E402
+
+HALF = (0.5, 0.5, 0.5)
+
+
+def _member(tmp_path, name, seed, size=32, mean=None, std=None, tasks=("age", "gender")):
+    """A run folder holding a randomly initialised MobileNetV2 (no training needed for the maths)."""
+    from safetensors.torch import save_file
+
+    kw = {} if mean is None else {"mean": mean, "std": std}
+    cfg = ClassifierConfig(name=name, backbone="mobilenet_v2", tasks=tasks, input_size=size,
+                           saliency="none", **kw)
+    torch.manual_seed(seed)
+    net = build_classifier(cfg)
+    with torch.no_grad():  # BatchNorm statistics of real-looking inputs, so outputs depend on the input
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = None
+        net.train()
+        gen = np.random.default_rng(seed)
+        for _ in range(3):
+            net(_normalised(gen.integers(0, 256, (8, size, size, 3), dtype=np.uint8), cfg.mean, cfg.std))
+        for p in net.heads.parameters():
+            p.normal_(0.0, 1.0)
+    net.eval()
+    run = tmp_path / name
+    run.mkdir()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(run / "best.safetensors"))
+    preset = {"name": "toy", "backbone": "mobilenet_v2", "tasks": list(tasks), "input_size": size}
+    (run / "config.json").write_text(json.dumps({"preset": preset, "classifier": cfg.to_dict(),
+                                                 "cache": "nowhere"}))
+    return run, net, cfg
+
+
+def _normalised(img, mean, std):
+    x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 255
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+@pytest.fixture
+def two_runs(tmp_path, monkeypatch):
+    from salface.training import presets
+
+    # ensemble_runs records the first run's preset; load_run rebuilds it from the dict
+    monkeypatch.setattr(presets.Preset, "from_dict", classmethod(
+        lambda cls, d: presets.Preset(name=d["name"], backbone=d["backbone"], tasks=tuple(d["tasks"]))))
+    a = _member(tmp_path, "a", 0)
+    b = _member(tmp_path, "b", 1, mean=HALF, std=HALF)  # EdgeFace-style normalisation
+    return a, b
+
+
+def test_ensemble_averages_log_softmax_with_each_members_normalisation(two_runs, tmp_path):
+    (ra, na, ca), (rb, nb, cb) = two_runs
+    out = ensemble_runs([ra, rb], tmp_path / "ens", weights=[3, 1])
+    model, cfg, _ = load_run(out)
+    assert cfg.backbone == "ensemble" and cfg.tasks == ("age", "gender")
+    assert cfg.mean == ca.mean and cfg.extra["member_weights"] == [3.0, 1.0]
+    img = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    with torch.no_grad():
+        got = model(_normalised(img, ca.mean, ca.std))
+        la = na(_normalised(img, ca.mean, ca.std))
+        lb = nb(_normalised(img, HALF, HALF))  # b sees its own normalisation, not a's
+    for t in ("age", "gender"):
+        want = 0.75 * torch.log_softmax(la[t], 1) + 0.25 * torch.log_softmax(lb[t], 1)
+        torch.testing.assert_close(got[t], want, rtol=1e-4, atol=1e-4)
+        # and not what b would say on a's normalisation
+        wrong = 0.75 * torch.log_softmax(la[t], 1) + 0.25 * torch.log_softmax(nb(_normalised(img, ca.mean, ca.std))[t], 1)
+        assert not torch.allclose(got[t], wrong, atol=1e-4)
+    d = json.loads((out / "config.json").read_text())
+    assert [m["run"] for m in d["ensemble"]["members"]] == [str(ra), str(rb)]
+    assert all(len(m["sha256"]) == 64 for m in d["ensemble"]["members"])
+
+
+def test_ensemble_refuses_members_on_another_crop(two_runs, tmp_path):
+    (ra, _, ca), _ = two_runs
+    rc, _, cc = _member(tmp_path, "c", 2, size=48)
+    with pytest.raises(ValueError, match="input_size"):
+        ensemble_runs([ra, rc], tmp_path / "bad")
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble_runs([ra], tmp_path / "bad1")
+    with pytest.raises(ValueError, match="weights"):
+        ensemble_runs([ra, ra], tmp_path / "bad2", weights=[1.0])
+    with pytest.raises(ValueError, match="does not answer"):
+        ensemble_config("e", [ca, ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("age",),
+                                                   input_size=32, saliency="none")], tasks=("age", "gender"))
+    # the tasks every member answers, by default
+    cfg = ensemble_config("e", [ca, ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("age",),
+                                                     input_size=32, saliency="none")])
+    assert cfg.tasks == ("age",)
+
+
+def test_an_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import shutil
+
+    from salface.classify import load_classifier
+    from salface.evaluation.ship import ship_run
+    from salface.hub import bundled_dir
+
+    (ra, na, ca), (rb, nb, _) = two_runs
+    out = ensemble_runs([ra, rb], tmp_path / "ens")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(bundled_dir() / "manifest.json", bundle / "manifest.json")
+    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(bundle))
+    report = tmp_path / "ens_val.json"
+    report.write_text(json.dumps({"results": {t: {"accuracy": 0.5, "n": 10, "per_class_accuracy": {}}
+                                              for t in ("age", "gender")},
+                                  "extra": {"split": "val"}, "commit": "x"}))
+    ship_run(out, name="toy-ens", report=report, data="toy", license="none")
+    clf = load_classifier("toy-ens", backend="onnx")
+    img = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    probs = clf.predict(img, None)
+    with torch.no_grad():
+        la, lb = na(_normalised(img, ca.mean, ca.std)), nb(_normalised(img, HALF, HALF))
+    for t in ("age", "gender"):
+        want = torch.softmax((torch.log_softmax(la[t], 1) + torch.log_softmax(lb[t], 1)) / 2, 1).numpy()
+        np.testing.assert_allclose(probs[t], want, atol=1e-4)
+
+
+def test_an_ensembles_cam_is_its_members_maps_averaged(two_runs, tmp_path):
+    from salface.explain import class_activation_maps
+
+    # 96 px: MobileNetV2's last maps are 3×3, so the CAMs are not flat
+    ra, na, ca = _member(tmp_path, "a96", 0, size=96)
+    rb, nb, _ = _member(tmp_path, "b96", 1, size=96, mean=HALF, std=HALF)
+    model, cfg, _ = load_run(ensemble_runs([ra, rb], tmp_path / "ens", weights=[3, 1]))
+    img = np.random.default_rng(2).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+    xa, xb = _normalised(img, ca.mean, ca.std), _normalised(img, HALF, HALF)
+    cams = class_activation_maps(model, xa, "gender")
+    with torch.no_grad():
+        assert (cams.classes == model(xa)["gender"].argmax(1).numpy()).all()   # the ensemble's answer
+    ma = class_activation_maps(na, xa, "gender", cams.classes.tolist()).maps
+    mb = class_activation_maps(nb, xb, "gender", cams.classes.tolist()).maps
+    want = 0.75 * ma + 0.25 * mb
+    lo, hi = want.min(axis=(1, 2), keepdims=True), want.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(cams.maps, (want - lo) / (hi - lo), atol=1e-5)
+    assert cams.maps.shape == (2, 96, 96) and np.isclose(cams.maps.max(), 1.0) and not cams.flat.any()
