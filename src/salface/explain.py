@@ -112,7 +112,7 @@ def _ensemble_cams(model: torch.nn.Module, x: torch.Tensor, task: str,
     out_size = size or (x.shape[2], x.shape[3])
     total = None
     for member, xi, w in model.member_inputs(x):
-        part = torch.from_numpy(class_activation_maps(member, xi, task, cls.tolist(), out_size).maps) * w
+        part = torch.from_numpy(class_activation_maps(member, xi, task, cls.tolist(), out_size).maps) * float(w)
         total = part if total is None else total + part
     maps, flat = _normalise(total)
     return CAMBatch(task=task, maps=maps.numpy().astype(np.float32), raw=total.numpy(), classes=cls.cpu().numpy(),

@@ -59,18 +59,19 @@ class Ensemble(nn.Module):
     def tasks(self) -> tuple[str, ...]:
         return self._tasks
 
-    def member_inputs(self, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor, float]]:
-        """``(member, its input, its weight)`` for the ensemble's input ``x``: what class
-        activation maps of an ensemble average over (``salface.explain``, ``salface.serve.cams``)."""
-        return [(m, x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}"), float(self.member_weights[i]))
+    def member_inputs(self, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
+        """``(member, its input, its weight as a 0-d tensor)`` for the ensemble's input ``x``: what
+        ``forward`` and an ensemble's class activation maps (``salface.explain``,
+        ``salface.serve.cams``) combine. No Python numbers here: the ONNX export traces it."""
+        return [(m, x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}"), self.member_weights[i])
                 for i, m in enumerate(self.members)]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        for i, (m, xi, _) in enumerate(self.member_inputs(x)):
+        for m, xi, w in self.member_inputs(x):
             logits = m(xi)
             for t in self._tasks:
-                lp = torch.log_softmax(logits[t].float(), dim=1) * self.member_weights[i]
+                lp = torch.log_softmax(logits[t].float(), dim=1) * w
                 out[t] = lp if t not in out else out[t] + lp
         return out
 

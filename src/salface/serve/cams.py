@@ -80,7 +80,7 @@ class CamMaker:
                 # an ensemble's map is its members' normalised maps, weighted as their answers are
                 members = module.member_inputs(x) if hasattr(module, "member_inputs") else [(module, x, 1.0)]
                 parts = [(m.features(xi).float().cpu().numpy(),                   # (N, K, h, w)
-                          {t: m.head_weight(t).float().cpu().numpy() for t in want}, w)
+                          {t: m.head_weight(t).float().cpu().numpy() for t in want}, float(w))
                          for m, xi, w in members]
             if not tiles:
                 tiles = [cv2.resize(p, (side, side), interpolation=cv2.INTER_CUBIC) for p in px]
