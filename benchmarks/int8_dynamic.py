@@ -11,11 +11,14 @@ needed. This script makes that copy, then on the whole **val** split of the mode
 (prepared exactly as the runtime prepares faces: ``Classifier.prepare`` and ``to_input_array``)
 compares the float and INT8 files: accuracy per task, label agreement, McNemar, and the speed of
 each file alone (batch 12, one non-spinning thread as the runtime runs it, median of 7 alternating
-rounds). The project's bar (issue 13) is a move of at most 0.3 points per task; the end-to-end
-check on the test split is ``salface evaluate-pipeline`` with the variant chosen
-(``docs/benchmarks/int8_dynamic.md`` says which). With ``--bundle`` a copy within the bar on val
-is added to the package as the model's ``onnx_int8`` variant (``salface models set-variant``
-decides whether the runtime runs it). Writes ``docs/benchmarks/int8_dynamic.{json,md}``.
+rounds). It also checks that a face's answer does not depend on the other faces in its batch
+(the largest probability difference between 64 faces run one at a time and the same faces run as
+one batch): dynamic quantisation takes one activation range per tensor, i.e. per batch, and the
+runtime batches faces from different photos together, so a copy whose answers move with the batch
+is not kept whatever its accuracy. The project's bar (issue 13) is a move of at most 0.3 points per
+task, and answers that do not depend on the batch (1e-5). With ``--bundle`` a copy that passes is
+added to the package as the model's ``onnx_int8`` variant (``salface models set-variant`` decides
+whether the runtime runs it). Writes ``docs/benchmarks/int8_dynamic.{json,md}``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ def run(sess, x: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
         for o, v in zip(outs, sess.run(None, {name: x[i:i + batch]})):
             parts[o].append(v)
     return {o: np.concatenate(v) for o, v in parts.items()}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def main() -> None:
@@ -91,6 +99,13 @@ def main() -> None:
                 s.run(None, {name: b})
             timings[k].append((time.perf_counter() - t0) / 15 / len(b) * 1000)
 
+    # does a face's answer depend on its batch? 64 faces alone against the same faces as one batch
+    batch_dependence = {}
+    for k, s in sessions.items():
+        together = run(s, x[:64], batch=64)
+        alone = run(s, x[:64], batch=1)
+        batch_dependence[k] = max(float(np.abs(_softmax(together[t]) - _softmax(alone[t])).max()) for t in together)
+
     tasks = {}
     for t in clf.tasks:
         y = cc.task_labels(t)[idx]
@@ -103,13 +118,14 @@ def main() -> None:
                     "label_agreement": round(float((preds["float"][t] == preds["int8"][t]).mean()), 4),
                     "mcnemar_p": round(float(binomtest(min(n01, n10), n01 + n10).pvalue), 4) if n01 + n10 else 1.0,
                     "keep": abs(int(fb.sum()) - int(fa.sum())) <= 0.003 * int(ok.sum()) + 1e-9}
-    keep = all(v["keep"] for v in tasks.values())
+    keep = all(v["keep"] for v in tasks.values()) and batch_dependence["int8"] <= 1e-5
     report = {"name": a.name, "commit": git_commit(), "machine": machine(),
               "command": "python benchmarks/int8_dynamic.py" + (" --bundle" if a.bundle else ""),
               "method": "ONNX Runtime quantize_dynamic, op_types_to_quantize=['MatMul'], int8 weights",
               "float_file": {"file": src.name, "sha256": sha256_file(src), "mb": round(src.stat().st_size / 2**20, 1)},
               "int8_file": {"sha256": sha256_file(dst), "mb": round(dst.stat().st_size / 2**20, 1)},
               "ms_per_face": {k: round(statistics.median(v), 3) for k, v in timings.items()},
+              "batch_dependence_max_probability_diff": {k: float(f"{v:.3g}") for k, v in batch_dependence.items()},
               "val": tasks, "keep": keep}
     if a.bundle and keep:
         register_bundled_file(a.name, "onnx_int8", dst, extra={
@@ -123,6 +139,10 @@ def main() -> None:
          "alternating rounds.", "",
          f"Files: float {report['float_file']['mb']} MB, INT8 {report['int8_file']['mb']} MB; "
          f"ms per face: float {report['ms_per_face']['float']}, INT8 {report['ms_per_face']['int8']}.", "",
+         "Largest probability difference, 64 faces one at a time against the same faces as one batch: "
+         f"float {report['batch_dependence_max_probability_diff']['float']}, "
+         f"INT8 {report['batch_dependence_max_probability_diff']['int8']} (bar 1e-05).", "",
+         f"Kept: **{'yes' if keep else 'no'}**.", "",
          "| task | val accuracy float → int8 | change | label agreement | McNemar p | within 0.3 points |",
          "|---|---|---|---|---|---|"]
     for t, v in tasks.items():
