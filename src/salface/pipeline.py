@@ -140,7 +140,7 @@ class Analyzer:
     fast:
         The fast profile, for the default models only: age and gender from one network
         (:data:`~salface.hub.FAST_MODELS`: ``default-age-gender``, one MobileNetV2, not the ensemble), ML-Net as
-        INT8 and no flip TTA: 20–50 % more faces/s in whole-process runs (session 8), for the accuracy
+        INT8 and no flip TTA: 20–60 % more faces/s in whole-process runs (session 8), for the accuracy
         measured in ``docs/pipeline.md`` ("The fast profile"). ``variant`` then applies to the classifiers only.
 
     Faces whose classifiers share a crop geometry and a saliency model share one saliency map:

@@ -318,7 +318,7 @@ def register(app: typer.Typer) -> None:
         max_faces: Optional[int] = typer.Option(None, min=1, help="Keep at most N faces per image "
                                                                   "(highest detector score first)."),
         fast: bool = typer.Option(False, "--fast", help="The fast profile: one network for age and "
-                                  "gender, INT8 ML-Net, no flip TTA (20–50 % more faces/s; "
+                                  "gender, INT8 ML-Net, no flip TTA (20–60 % more faces/s; "
                                   "accuracy cost in docs/pipeline.md)."),
         prior_correction: bool = typer.Option(False, "--prior-correction/--no-prior-correction",
                                               help="Apply the expression model's shipped prior "
