@@ -91,6 +91,9 @@ def test_ensemble_refuses_members_on_another_crop(two_runs, tmp_path):
     rc, _, cc = _member(tmp_path, "c", 2, size=48)
     with pytest.raises(ValueError, match="input_size"):
         ensemble_runs([ra, rc], tmp_path / "bad")
+    nested = ensemble_runs([ra, two_runs[1][0]], tmp_path / "ens")
+    with pytest.raises(ValueError, match="itself an ensemble"):
+        ensemble_runs([ra, nested], tmp_path / "bad3")
     with pytest.raises(ValueError, match="at least two"):
         ensemble_runs([ra], tmp_path / "bad1")
     with pytest.raises(ValueError, match="weights"):
@@ -143,6 +146,7 @@ def test_an_ensembles_cam_is_its_members_maps_averaged(two_runs, tmp_path):
     model, cfg, _ = load_run(ensemble_runs([ra, rb], tmp_path / "ens", weights=[3, 1]))
     img = np.random.default_rng(2).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
     xa, xb = _normalised(img, ca.mean, ca.std), _normalised(img, HALF, HALF)
+    assert model.has_gap   # every member pools globally, so the ensemble has CAMs
     cams = class_activation_maps(model, xa, "gender")
     with torch.no_grad():
         assert (cams.classes == model(xa)["gender"].argmax(1).numpy()).all()   # the ensemble's answer

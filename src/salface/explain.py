@@ -296,7 +296,7 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
                     label = cfg.labels[t][c]
                     ex.predictions[t] = {"label": label, "confidence": round(float(p[c]), 4),
                                          "model": em.source}
-                    if getattr(em.model, "has_gap", False) or hasattr(em.model, "member_inputs"):
+                    if getattr(em.model, "has_gap", False):
                         cam = class_activation_maps(em.model, x, t, class_index=c).maps[0]
                         tiles.append((cam_overlay(px[0], cam), f"CAM {t}: {label}"))
                         if crop.landmarks is not None:

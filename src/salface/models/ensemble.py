@@ -36,8 +36,6 @@ class Ensemble(nn.Module):
     """Members' log-softmax averaged per task; ``forward`` returns ``{task: log-probabilities}``
     (valid logits: the softmax of the output is the renormalised geometric mean)."""
 
-    has_gap = False  # no single set of conv maps: a CAM is the members' CAMs averaged (member_inputs)
-
     def __init__(self, members: Sequence[nn.Module], tasks: Sequence[str],
                  norms: Sequence[tuple[torch.Tensor, torch.Tensor]],
                  weights: Sequence[float] | None = None) -> None:
@@ -58,6 +56,12 @@ class Ensemble(nn.Module):
     @property
     def tasks(self) -> tuple[str, ...]:
         return self._tasks
+
+    @property
+    def has_gap(self) -> bool:
+        """Whether class activation maps exist: every member pools its last maps globally. There is
+        no single set of maps; an ensemble's CAM is its members' CAMs averaged (:meth:`member_inputs`)."""
+        return all(getattr(m, "has_gap", False) for m in self.members)
 
     def member_inputs(self, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
         """``(member, its input, its weight as a 0-d tensor)`` for the ensemble's input ``x``: what

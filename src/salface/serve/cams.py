@@ -68,7 +68,7 @@ class CamMaker:
             module, cfg = net.module, g.config
             if not want:
                 continue
-            if not getattr(module, "has_gap", False) and not hasattr(module, "member_inputs"):
+            if not getattr(module, "has_gap", False):
                 notes.append(f"{g.classifier.name} ({cfg.backbone}) has no global average pooling")
                 continue
             rgb = np.stack([crop_for_config(image, r.face, cfg).pixels for r in faces])

@@ -36,8 +36,6 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path, *, tasks: Seq
             raise FileNotFoundError(f"{d} is not a finished training run (config.json and best.safetensors)")
         c = json.loads((d / "config.json").read_text())
         cfg = ClassifierConfig.from_dict(c["classifier"])
-        if cfg.backbone == "ensemble":
-            raise ValueError(f"{d} is itself an ensemble; list its members instead")
         cfgs.append((c, cfg))
         for k, v in load_file(str(wp)).items():
             tensors[f"members.{i}.{k}"] = v
