@@ -266,6 +266,28 @@ PRESETS["edge-expression"] = replace(
           "5e-4 wd 0.05, cosine, photo-like damage + flip, ±20°, ±6 % shift, ±10 % zoom, a face part "
           "covered on 30 % of the crops, EMA 0.998; flip TTA at evaluation.")
 
+# Session 9 (a lent GPU for a few minutes): the members trained longer from their pretrained
+# starting points, several seeds, to average. The EdgeFace member starts from the face-recognition
+# weights directly on the margin crop (no aligned-crop stage); the expression member from ImageNet
+# with the robust recipes' damage and face parts from the first epoch (the NUS scene context, which
+# was neutral, is left out: its photos do not travel to the GPU machine) and an EMA of the weights.
+PRESETS["edge-age-gender-long"] = replace(
+    PRESETS["edge-age-gender"], name="edge-age-gender-long", epochs=10, lr=5e-4, warmup_epochs=0.3,
+    init="", init_sha256="",
+    notes="EdgeFace-XS (face-recognition pretrained, WebFace12M), whole network fine-tuned 10 epochs "
+          "on 96-px 30 % margin crops, AdamW lr 5e-4 wd 0.05, cosine, uniform sampling, photo-like "
+          "damage + flip, ±20°, ±6 % shift, ±10 % zoom, a face part covered on 20 % of the crops; "
+          "ordinal age loss, gender label smoothing 0.1, EMA 0.998.")
+PRESETS["edge-age-gender-long-xxs"] = replace(
+    PRESETS["edge-age-gender-long"], name="edge-age-gender-long-xxs", backbone="edgeface_xxs",
+    notes="edge-age-gender-long with EdgeFace-XXS.")
+PRESETS["robust-expression-long"] = replace(
+    PRESETS["default-expression"], name="robust-expression-long", epochs=8, ema_decay=0.998,
+    tta_flip=True, augment=Augment(flip=True, rotate=20.0, shift=0.06, scale=0.10, wild=True, parts=0.3),
+    notes="MobileNetV2 (ImageNet), 96 px gray FER+ crops, soft targets, AdamW lr 1e-3 + cosine, 8 "
+          "epochs, photo-like damage + flip, ±20°, ±6 % shift, ±10 % zoom, a face part covered on "
+          "30 % of the crops, EMA 0.998; flip TTA at evaluation.")
+
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
     "vegac": {AG: "vegac-age-gender", EX: "vegac-expression"},
