@@ -182,3 +182,62 @@ def test_demo_offline_fresh_install(no_yunet, tmp_path, monkeypatch):
     box = tuple(face["box"][k] for k in ("x1", "y1", "x2", "y2"))
     assert iou(box, YUNET_BOX) >= 0.8
     assert (tmp_path / "out" / "astronaut.jpg").is_file()
+
+
+# ------------------------------------------------------------------------------------ tiles
+
+def test_tile_grid_covers_large_pictures_with_overlapping_tiles():
+    from salface.detect.blazeface import tile_grid
+
+    assert tile_grid(800, 600, 640) == []                 # ≤ 1.25 × tile_size: the whole picture only
+    assert tile_grid(2560, 1920, 0) == []                 # tiles off
+    tiles = tile_grid(1280, 960, 640)                     # 2 × 2 tiles, each 1.25 × its share
+    assert tiles == [(0, 0, 800, 600), (480, 0, 1280, 600), (0, 360, 800, 960), (480, 360, 1280, 960)]
+    big = tile_grid(2560, 1920, 640)
+    assert len(big) == 12 and all(x2 - x1 == 800 and y2 - y1 == 800 for x1, y1, x2, y2 in big)
+    # every pixel is in some tile
+    cover = np.zeros((1920, 2560), bool)
+    for x1, y1, x2, y2 in big:
+        cover[y1:y2, x1:x2] = True
+    assert cover.all()
+
+
+def test_a_face_cut_by_an_inner_tile_edge_is_left_to_the_neighbour():
+    from salface.detect.blazeface import _cut_by_tile_edge
+
+    tile = (480, 0, 1280, 600)                            # left and bottom edges are inner edges
+    assert _cut_by_tile_edge(np.array([481.0, 100, 560, 200]), tile, 1280, 960)       # at the left edge
+    assert _cut_by_tile_edge(np.array([700.0, 520, 800, 599]), tile, 1280, 960)       # at the bottom edge
+    assert not _cut_by_tile_edge(np.array([700.0, 0, 800, 100]), tile, 1280, 960)     # top: the picture's
+    assert not _cut_by_tile_edge(np.array([1180.0, 100, 1280, 200]), tile, 1280, 960)  # right: the picture's
+    assert not _cut_by_tile_edge(np.array([700.0, 100, 800, 200]), tile, 1280, 960)
+
+
+def _small_faces(image: np.ndarray, blaze: BlazeFaceDetector, side: int = 140):
+    """A 2560 × 1920 grey picture with the example face pasted three times at ``side`` px."""
+    import cv2
+
+    b = blaze.detect(image)[0].box
+    face = cv2.resize(image[int(b.y1) - 40:int(b.y2) + 40, int(b.x1) - 40:int(b.x2) + 40], (side, side))
+    canvas = np.full((1920, 2560, 3), 128, np.uint8)
+    where = [(300, 400), (900, 1100), (1200, 1900)]       # (y, x); the middle one straddles tile edges
+    for y, x in where:
+        canvas[y:y + side, x:x + side] = face
+    return canvas, [(x, y, x + side, y + side) for y, x in where]
+
+
+def test_tiles_find_small_faces_in_a_large_picture_once_each(image, blaze):
+    canvas, truth = _small_faces(image, blaze)
+    assert BlazeFaceDetector(tile_size=0).detect(canvas) == []   # 1/18 of the side: too small whole
+    faces = blaze.detect(canvas)
+    assert len(faces) == 3                                       # each found, none twice
+    for x1, y1, x2, y2 in truth:                                 # one box centred in each pasted square
+        assert sum(x1 < (f.box.x1 + f.box.x2) / 2 < x2 and y1 < (f.box.y1 + f.box.y2) / 2 < y2
+                   for f in faces) == 1
+
+
+def test_small_pictures_are_searched_as_before(image, blaze):
+    a, b = blaze.detect(image), BlazeFaceDetector(tile_size=0).detect(image)
+    assert [(f.box, f.score) for f in a] == [(f.box, f.score) for f in b]
+    with pytest.raises(ValueError, match="tile_size"):
+        BlazeFaceDetector(tile_size=64)

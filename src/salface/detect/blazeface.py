@@ -30,6 +30,15 @@ strides, score threshold, ...) are read from the manifest entry's ``config`` (fu
   overlapping ones (IoU > ``nms_threshold``) merged by MediaPipe's score-weighted NMS; the two
   models' faces are then merged the same way (highest score keeps its box).
 
+Tiles: the full-range model sees the whole picture at 192 px, so in a large group photo a face of
+1/10 of the picture's side is about 19 input pixels and is missed. A picture whose longer side
+exceeds 1.25 × ``tile_size`` (640 px by default; 0 switches tiles off) is therefore also searched
+by the full-range model tile by tile (``ceil(side / tile_size)`` tiles per axis, overlapping by
+25 %); a tile's face that reaches an inner tile edge is dropped (a neighbouring tile or the
+whole-picture pass sees it whole), and faces seen twice are merged as the two models' are, also
+when one box lies mostly inside the other. Smaller pictures (face crops, portraits, UTKFace, FER+)
+are searched exactly as before. Measured in ``docs/benchmarks/blazeface_vs_yunet.md``.
+
 Landmarks: BlazeFace's six keypoints are the two eyes, the nose tip, the mouth *centre* and the
 two ear tragions. salface's five landmarks need the two mouth corners, which BlazeFace does not
 give, so :attr:`Face.landmarks` is ``None``; :meth:`BlazeFaceDetector.detect_keypoints` returns
@@ -203,7 +212,7 @@ class _Model:
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
     def run(self, img: np.ndarray):
-        """``(boxes N×4, keypoints N×K×2, scores N)`` in image pixels, calibrated, or ``None``."""
+        """``(boxes N×4, keypoints N×K×2, scores N)`` in ``img``'s pixels, calibrated, or ``None``."""
         x, scale, offset = self.letterbox(img)
         reg, logits = self.session.run(self.outputs, {self.input: x})
         decoded = self.decode(reg, logits)
@@ -218,6 +227,65 @@ class _Model:
 
 RANGES = ("short", "full")
 
+TILE_SIZE = 640
+"""Default ``tile_size`` of :class:`BlazeFaceDetector` (px): pictures whose longer side exceeds
+1.25 × this are also searched tile by tile."""
+TILE_OVERLAP = 0.25
+
+
+def tile_grid(width: int, height: int, tile_size: int, overlap: float = TILE_OVERLAP
+              ) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles ``(x1, y1, x2, y2)`` covering a ``width × height`` picture: ``ceil(side /
+    tile_size)`` per axis, all of one size, ``(1 + overlap)`` times each one's share of the side,
+    centred on the share (edge tiles moved inwards to stay in the picture). Empty when the picture's longer side is at most ``1.25 × tile_size`` (``tile_size``
+    ≤ 0: never)."""
+    if tile_size <= 0 or max(width, height) <= 1.25 * tile_size:
+        return []
+    out = []
+    nx, ny = math.ceil(width / tile_size), math.ceil(height / tile_size)
+    tw, th = min(width, width / nx * (1 + overlap)), min(height, height / ny * (1 + overlap))
+    for j in range(ny):
+        for i in range(nx):
+            cx, cy = (i + 0.5) * width / nx, (j + 0.5) * height / ny
+            x1 = round(min(max(cx - tw / 2, 0.0), width - tw))   # edge tiles move inwards
+            y1 = round(min(max(cy - th / 2, 0.0), height - th))
+            out.append((x1, y1, x1 + round(tw), y1 + round(th)))
+    return out
+
+
+def _cut_by_tile_edge(box: np.ndarray, tile: tuple[int, int, int, int], width: int, height: int,
+                      slack: float = 0.02) -> bool:
+    """Whether ``box`` reaches a tile edge that is not the picture's edge (within ``slack`` × the
+    tile's side): a face cut by the tile, which a neighbouring tile or the whole-picture pass
+    sees whole."""
+    x1, y1, x2, y2 = tile
+    sx, sy = slack * (x2 - x1), slack * (y2 - y1)
+    return bool((x1 > 0 and box[0] <= x1 + sx) or (y1 > 0 and box[1] <= y1 + sy)
+                or (x2 < width and box[2] >= x2 - sx) or (y2 < height and box[3] >= y2 - sy))
+
+
+def _merge(boxes: np.ndarray, scores: np.ndarray, iou: float, contained: float | None = None) -> list[int]:
+    """Indices kept, highest score first: a box goes when it overlaps a kept one by more than
+    ``iou`` (IoU) or, with ``contained``, lies mostly inside it or around it (intersection >
+    ``contained`` × the smaller box): the same face seen twice (two models, or a tile and the
+    whole picture)."""
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    for i in order:
+        if keep:
+            k = boxes[keep]
+            ix = np.clip(np.minimum(boxes[i, 2], k[:, 2]) - np.maximum(boxes[i, 0], k[:, 0]), 0, None)
+            iy = np.clip(np.minimum(boxes[i, 3], k[:, 3]) - np.maximum(boxes[i, 1], k[:, 1]), 0, None)
+            inter = ix * iy
+            area = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+            areas = (k[:, 2] - k[:, 0]) * (k[:, 3] - k[:, 1])
+            if (inter / np.maximum(area + areas - inter, 1e-12) > iou).any() or (
+                    contained is not None
+                    and (inter / np.maximum(np.minimum(area, areas), 1e-12) > contained).any()):
+                continue
+        keep.append(int(i))
+    return keep
+
 
 class BlazeFaceDetector(Detector):
     """BlazeFace short- and full-range, bundled. ``detect(rgb_uint8)`` → faces sorted by score."""
@@ -226,7 +294,8 @@ class BlazeFaceDetector(Detector):
 
     def __init__(self, *, ranges: tuple[str, ...] | list[str] = RANGES,
                  score_threshold: float | None = None, nms_threshold: float = 0.3,
-                 calibrate: bool = True, threads: int | None = None) -> None:
+                 calibrate: bool = True, threads: int | None = None,
+                 tile_size: int = TILE_SIZE) -> None:
         from ..hub import bundled_entry, bundled_file
 
         ranges = tuple(ranges)
@@ -237,6 +306,8 @@ class BlazeFaceDetector(Detector):
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         if not 0.0 <= nms_threshold <= 1.0:
             raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+        if tile_size != 0 and tile_size < 128:
+            raise ValueError(f"tile_size must be 0 (no tiles) or at least 128 px, got {tile_size}")
         entry = bundled_entry(BUNDLED_NAME)
         self.models: dict[str, _Model] = {}
         for r in ranges:
@@ -250,11 +321,12 @@ class BlazeFaceDetector(Detector):
         self.ranges = ranges
         self.nms_threshold = float(nms_threshold)
         self.calibrate = bool(calibrate)
+        self.tile_size = int(tile_size)
         self.model_path = self.models[ranges[-1]].path  # the main file, for listings
 
     def __repr__(self) -> str:
         return (f"BlazeFaceDetector(ranges={self.ranges!r}, nms_threshold={self.nms_threshold}, "
-                f"calibrate={self.calibrate})")
+                f"calibrate={self.calibrate}, tile_size={self.tile_size})")
 
     def detect_keypoints(self, image: np.ndarray) -> list[tuple[Face, np.ndarray]]:
         """Each face with BlazeFace's six keypoints (``(6, 2)`` image pixels, order
@@ -264,15 +336,20 @@ class BlazeFaceDetector(Detector):
             return []
         h, w = img.shape[:2]
         found = [r for r in (m.run(img) for m in self.models.values()) if r is not None]
+        tiles = tile_grid(w, h, self.tile_size) if "full" in self.models else []
+        for tile in tiles:  # small faces in a large picture: the full-range model per tile
+            r = self.models["full"].run(img[tile[1]:tile[3], tile[0]:tile[2]])
+            if r is None:
+                continue
+            shift = np.array(tile[:2], np.float64)
+            whole = [k for k, b in enumerate(r[0] + np.tile(shift, 2)) if not _cut_by_tile_edge(b, tile, w, h)]
+            if whole:
+                found.append((r[0][whole] + np.tile(shift, 2), r[1][whole] + shift, r[2][whole]))
         if not found:
             return []
         boxes, pts, scores = (np.concatenate([f[i] for f in found]) for i in range(3))
-        if len(found) > 1:  # the two models' faces of one person: the higher score's stands
-            order = np.argsort(-scores, kind="stable")
-            keep: list[int] = []
-            for i in order:
-                if not keep or _iou_one_to_many(boxes[i], boxes[keep]).max() <= self.nms_threshold:
-                    keep.append(int(i))
+        if len(found) > 1:  # one person seen by both models or by a tile too: the higher score's stands
+            keep = _merge(boxes, scores, self.nms_threshold, 0.5 if tiles else None)
             boxes, pts, scores = boxes[keep], pts[keep], scores[keep]
         faces = []
         for box, kp, score in zip(boxes, pts, scores):
