@@ -35,7 +35,8 @@ Tiles: the full-range model sees the whole picture at 192 px, so in a large grou
 exceeds 1.25 × ``tile_size`` (640 px by default; 0 switches tiles off) is therefore also searched
 by the full-range model tile by tile (``ceil(side / tile_size)`` tiles per axis, overlapping by
 25 %); a tile's face that reaches an inner tile edge is dropped (a neighbouring tile or the
-whole-picture pass sees it whole), and faces seen twice are merged as the two models' are, also
+whole-picture pass sees it whole), so is one smaller than 12 of the model's input pixels (on scene
+photos those were false faces), and faces seen twice are merged as the two models' are, also
 when one box lies mostly inside the other. Smaller pictures (face crops, portraits, UTKFace, FER+)
 are searched exactly as before. Measured in ``docs/benchmarks/blazeface_vs_yunet.md``.
 
@@ -231,6 +232,9 @@ TILE_SIZE = 640
 """Default ``tile_size`` of :class:`BlazeFaceDetector` (px): pictures whose longer side exceeds
 1.25 × this are also searched tile by tile."""
 TILE_OVERLAP = 0.25
+TILE_MIN_FACE = 12
+"""A tile's face must span at least this many of the full-range model's 192 input pixels (50 px of
+an 800-px tile): smaller ones were false faces on scene photos (``bench_blazeface.py``)."""
 
 
 def tile_grid(width: int, height: int, tile_size: int, overlap: float = TILE_OVERLAP
@@ -342,7 +346,9 @@ class BlazeFaceDetector(Detector):
             if r is None:
                 continue
             shift = np.array(tile[:2], np.float64)
-            whole = [k for k, b in enumerate(r[0] + np.tile(shift, 2)) if not _cut_by_tile_edge(b, tile, w, h)]
+            least = TILE_MIN_FACE / self.models["full"].size * max(tile[2] - tile[0], tile[3] - tile[1])
+            whole = [k for k, b in enumerate(r[0] + np.tile(shift, 2))
+                     if not _cut_by_tile_edge(b, tile, w, h) and min(b[2] - b[0], b[3] - b[1]) >= least]
             if whole:
                 found.append((r[0][whole] + np.tile(shift, 2), r[1][whole] + shift, r[2][whole]))
         if not found:
