@@ -195,6 +195,8 @@ def test_tile_grid_covers_large_pictures_with_overlapping_tiles():
     assert tiles == [(0, 0, 800, 600), (480, 0, 1280, 600), (0, 360, 800, 960), (480, 360, 1280, 960)]
     big = tile_grid(2560, 1920, 640)
     assert len(big) == 12 and all(x2 - x1 == 800 and y2 - y1 == 800 for x1, y1, x2, y2 in big)
+    huge = tile_grid(8000, 6000, 640)                     # at most 4 per side, larger tiles
+    assert len(huge) == 16 and huge[-1] == (5500, 4125, 8000, 6000)
     # every pixel is in some tile
     cover = np.zeros((1920, 2560), bool)
     for x1, y1, x2, y2 in big:

@@ -33,8 +33,8 @@ strides, score threshold, ...) are read from the manifest entry's ``config`` (fu
 Tiles: the full-range model sees the whole picture at 192 px, so in a large group photo a face of
 1/10 of the picture's side is about 19 input pixels and is missed. A picture whose longer side
 exceeds 1.25 × ``tile_size`` (640 px by default; 0 switches tiles off) is therefore also searched
-by the full-range model tile by tile (``ceil(side / tile_size)`` tiles per axis, overlapping by
-25 %); a tile's face that reaches an inner tile edge is dropped (a neighbouring tile or the
+by the full-range model tile by tile (``ceil(side / tile_size)`` tiles per axis, at most 4,
+overlapping by 25 %); a tile's face that reaches an inner tile edge is dropped (a neighbouring tile or the
 whole-picture pass sees it whole), so is one smaller than 12 of the model's input pixels (on scene
 photos those were false faces), and faces seen twice are merged as the two models' are, also
 when one box lies mostly inside the other. Smaller pictures (face crops, portraits, UTKFace, FER+)
@@ -232,6 +232,8 @@ TILE_SIZE = 640
 """Default ``tile_size`` of :class:`BlazeFaceDetector` (px): pictures whose longer side exceeds
 1.25 × this are also searched tile by tile."""
 TILE_OVERLAP = 0.25
+TILES_PER_SIDE = 4
+"""At most this many tiles per axis: a 48-megapixel photo gets 16 larger tiles, not 130."""
 TILE_MIN_FACE = 12
 """A tile's face must span at least this many of the full-range model's 192 input pixels (50 px of
 an 800-px tile): smaller ones were false faces on scene photos (``bench_blazeface.py``)."""
@@ -240,13 +242,13 @@ an 800-px tile): smaller ones were false faces on scene photos (``bench_blazefac
 def tile_grid(width: int, height: int, tile_size: int, overlap: float = TILE_OVERLAP
               ) -> list[tuple[int, int, int, int]]:
     """Overlapping tiles ``(x1, y1, x2, y2)`` covering a ``width × height`` picture: ``ceil(side /
-    tile_size)`` per axis, all of one size, ``(1 + overlap)`` times each one's share of the side,
+    tile_size)`` per axis (at most :data:`TILES_PER_SIDE`), all of one size, ``(1 + overlap)`` times each one's share of the side,
     centred on the share (edge tiles moved inwards to stay in the picture). Empty when the picture's longer side is at most ``1.25 × tile_size`` (``tile_size``
     ≤ 0: never)."""
     if tile_size <= 0 or max(width, height) <= 1.25 * tile_size:
         return []
     out = []
-    nx, ny = math.ceil(width / tile_size), math.ceil(height / tile_size)
+    nx, ny = (min(math.ceil(side / tile_size), TILES_PER_SIDE) for side in (width, height))
     tw, th = min(width, width / nx * (1 + overlap)), min(height, height / ny * (1 + overlap))
     for j in range(ny):
         for i in range(nx):
