@@ -34,11 +34,12 @@ Tiles: the full-range model sees the whole picture at 192 px, so in a large grou
 1/10 of the picture's side is about 19 input pixels and is missed. A picture whose longer side
 exceeds 1.25 × ``tile_size`` (640 px by default; 0 switches tiles off) is therefore also searched
 by the full-range model tile by tile (``ceil(side / tile_size)`` tiles per axis, at most 4,
-overlapping by 25 %); a tile's face that reaches an inner tile edge is dropped (a neighbouring tile or the
-whole-picture pass sees it whole), so is one smaller than 12 of the model's input pixels (on scene
-photos those were false faces), and faces seen twice are merged as the two models' are, also
-when one box lies mostly inside the other. Smaller pictures (face crops, portraits, UTKFace, FER+)
-are searched exactly as before. Measured in ``docs/benchmarks/blazeface_vs_yunet.md``.
+overlapping by 25 %). A tile's face that reaches an inner tile edge is dropped (a neighbouring
+tile or the whole-picture pass sees it whole), so is one smaller than 12 of the model's input
+pixels (on scene photos those were false faces), and faces seen twice are merged as the two
+models' are, also when one box lies mostly inside the other. Smaller pictures (face crops,
+portraits, UTKFace, FER+) are searched exactly as before. Measured in
+``docs/benchmarks/blazeface_vs_yunet.md``.
 
 Landmarks: BlazeFace's six keypoints are the two eyes, the nose tip, the mouth *centre* and the
 two ear tragions. salface's five landmarks need the two mouth corners, which BlazeFace does not
@@ -242,8 +243,9 @@ an 800-px tile): smaller ones were false faces on scene photos (``bench_blazefac
 def tile_grid(width: int, height: int, tile_size: int, overlap: float = TILE_OVERLAP
               ) -> list[tuple[int, int, int, int]]:
     """Overlapping tiles ``(x1, y1, x2, y2)`` covering a ``width × height`` picture: ``ceil(side /
-    tile_size)`` per axis (at most :data:`TILES_PER_SIDE`), all of one size, ``(1 + overlap)`` times each one's share of the side,
-    centred on the share (edge tiles moved inwards to stay in the picture). Empty when the picture's longer side is at most ``1.25 × tile_size`` (``tile_size``
+    tile_size)`` per axis (at most :data:`TILES_PER_SIDE`), all of one size, ``1 + overlap`` times
+    each one's share of the side, centred on the share (edge tiles moved inwards to stay in the
+    picture). Empty when the picture's longer side is at most ``1.25 × tile_size`` (``tile_size``
     ≤ 0: never)."""
     if tile_size <= 0 or max(width, height) <= 1.25 * tile_size:
         return []
