@@ -288,6 +288,18 @@ PRESETS["robust-expression-long"] = replace(
           "epochs, photo-like damage + flip, ±20°, ±6 % shift, ±10 % zoom, a face part covered on "
           "30 % of the crops, EMA 0.998; flip TTA at evaluation.")
 
+# Session 9, the same loan: session 6's robustness fine-tune applied again, now to the shipped v4
+# (itself v3 averaged with such a fine-tune), with face parts covered twice as often, since
+# occluders are where expression still loses most. No scene context (its photos do not travel).
+PRESETS["robust-expression-v4ft"] = replace(
+    PRESETS["robust-expression-no-context"], name="robust-expression-v4ft",
+    augment=replace(PRESETS["robust-expression-no-context"].augment, parts=0.5),
+    init="bundled:default-expression",
+    init_sha256="90e9b581a4af5761ccf315683154369b9fd15bfd091b2e4b60974845d00bcd17",
+    notes="default-expression v4 (shipped weights) fine-tuned 5 epochs at lr 3e-4 with the photo-like "
+          "augmentation + flip, ±20°, ±6 % shift, ±10 % zoom, a face part covered on 50 % of the crops "
+          "(eyes band, nose-to-chin or a cheek/the mouth); soft targets as before.")
+
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
     "vegac": {AG: "vegac-age-gender", EX: "vegac-expression"},
