@@ -76,7 +76,8 @@ def main() -> None:
     # Session 8: age has had its own default since session 7 (`default-age`, the fair soup at α 0.7),
     # so age candidates are also judged against it (`vs-default-age-RUN.json`: robustness-compare
     # with that soup's val run as A). Session 9: both tasks against `age-gender-ensemble`, the
-    # default since session 8 (`vs-ensemble-RUN.json`, its val run `ens-age-edge` as A).
+    # default since session 8 (`vs-ensemble-RUN.json`, its val run `ens-age-edge` as A), and
+    # expression against v4 (`vs-v4-RUN.json`).
     age_rows = judged(a.dir, "vs-default-age-", "soup-robust-age-gender-fair-0.7", ("age",))
     if age_rows:
         L += ["", "Session 8: age candidates against `default-age` (the age default since session 7; its val run "
@@ -91,6 +92,12 @@ def main() -> None:
               "| candidate | task | clean val % (age-gender-ensemble) | mean over conditions % (ensemble → candidate, "
               "95 % interval of Δ) | worst at middle severity | beats on all three |", "|---|---|---|---|---|---|",
               *ens_rows]
+    v4_rows = judged(a.dir, "vs-v4-", "soup-robust-expression-parts-0.5", ("expression",))
+    if v4_rows:
+        L += ["", "Session 9: expression candidates against v4 (`default-expression` since session 6; its val run "
+              "`soup-robust-expression-parts-0.5` is A in `vs-v4-*.json`, rerun with the runtime of session 9).", "",
+              "| candidate | task | clean val % (v4) | mean over conditions % (v4 → candidate, 95 % interval of Δ) "
+              "| worst at middle severity | beats on all three |", "|---|---|---|---|---|---|", *v4_rows]
     (a.dir / "selection.md").write_text("\n".join(L) + "\n")
     print("\n".join(L))
 
