@@ -42,16 +42,17 @@ def main() -> int:
 
     img = load_image(args.image)
     faces = get_detector(args.detector).detect(img)
+    runs = [(run, *load_run(run, "best")[:2]) for run in args.runs]        # each loaded once
+    saliency = {c.saliency: get_saliency(c.saliency) for _, _, c in runs if c.saliency != "none"}
     out: list[dict] = []
     for k, face in enumerate(faces):
         b = face.box
         print(f"face {k}: box ({b.x1:.0f}, {b.y1:.0f})–({b.x2:.0f}, {b.y2:.0f}), score {face.score:.2f}")
-        for run in args.runs:
-            model, config, _ = load_run(run, "best")
+        for run, model, config in runs:
             crop = crop_for_config(img, face, config).pixels[None]
             maps = None
             if config.saliency != "none":
-                m = np.asarray(get_saliency(config.saliency)(crop))
+                m = np.asarray(saliency[config.saliency](crop))
                 maps = m if m.dtype == np.uint8 else (np.clip(m, 0, 1) * 255).round().astype(np.uint8)
             logp = predict_arrays(model, config, crop, maps, tta_flip=False, log=True)
             row = {"face": k, "run": str(run)}

@@ -94,14 +94,19 @@ def ssd_anchor_centres(input_size: int, strides: list[int],
     return np.concatenate(out, axis=0)
 
 
-def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def _intersections(box: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """``(intersection areas, box's area, boxes' areas)`` of one xyxy box with many."""
     x1 = np.maximum(box[0], boxes[:, 0])
     y1 = np.maximum(box[1], boxes[:, 1])
     x2 = np.minimum(box[2], boxes[:, 2])
     y2 = np.minimum(box[3], boxes[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter, area, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    inter, area, areas = _intersections(box, boxes)
     return inter / np.maximum(area + areas - inter, 1e-12)
 
 
@@ -281,12 +286,7 @@ def _merge(boxes: np.ndarray, scores: np.ndarray, iou: float, contained: float |
     keep: list[int] = []
     for i in order:
         if keep:
-            k = boxes[keep]
-            ix = np.clip(np.minimum(boxes[i, 2], k[:, 2]) - np.maximum(boxes[i, 0], k[:, 0]), 0, None)
-            iy = np.clip(np.minimum(boxes[i, 3], k[:, 3]) - np.maximum(boxes[i, 1], k[:, 1]), 0, None)
-            inter = ix * iy
-            area = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
-            areas = (k[:, 2] - k[:, 0]) * (k[:, 3] - k[:, 1])
+            inter, area, areas = _intersections(boxes[i], boxes[keep])
             if (inter / np.maximum(area + areas - inter, 1e-12) > iou).any() or (
                     contained is not None
                     and (inter / np.maximum(np.minimum(area, areas), 1e-12) > contained).any()):
@@ -350,11 +350,12 @@ class BlazeFaceDetector(Detector):
             if r is None:
                 continue
             shift = np.array(tile[:2], np.float64)
+            boxes = r[0] + np.tile(shift, 2)                     # in the picture's pixels
             least = TILE_MIN_FACE / self.models["full"].size * max(tile[2] - tile[0], tile[3] - tile[1])
-            whole = [k for k, b in enumerate(r[0] + np.tile(shift, 2))
+            whole = [k for k, b in enumerate(boxes)
                      if not _cut_by_tile_edge(b, tile, w, h) and min(b[2] - b[0], b[3] - b[1]) >= least]
             if whole:
-                found.append((r[0][whole] + np.tile(shift, 2), r[1][whole] + shift, r[2][whole]))
+                found.append((boxes[whole], r[1][whole] + shift, r[2][whole]))
         if not found:
             return []
         boxes, pts, scores = (np.concatenate([f[i] for f in found]) for i in range(3))
