@@ -148,13 +148,18 @@ def test_auto_with_corrupt_yunet_is_blazeface(no_yunet):
     assert auto_choice() == "blazeface"
 
 
-def test_auto_with_yunet_installed_is_yunet(no_yunet, yunet_model, capsys):
+def test_auto_with_yunet_installed_is_yunet_with_a_second_look(no_yunet, yunet_model, capsys):
+    from salface.detect.cascade import SecondLook
     from salface.detect.yunet import YuNetDetector
     from salface.hub import ensure_file
 
     ensure_file("yunet", source=str(yunet_model), progress=False)
-    assert auto_choice() == "yunet"
-    assert isinstance(get_detector("auto", max_side=320), YuNetDetector)
+    assert auto_choice() == "yunet+blazeface"
+    det = get_detector("auto", max_side=320, score_threshold=0.7)  # YuNet's options reach YuNet
+    assert isinstance(det, SecondLook) and det.name == "yunet+blazeface"
+    assert isinstance(det.primary, YuNetDetector) and det.primary.max_side == 320
+    assert det.primary.score_threshold == 0.7 and det.second.score_threshold == 0.2
+    assert det.second.max_side == 320 and isinstance(det.witness, BlazeFaceDetector)
     assert capsys.readouterr().err == ""
 
 

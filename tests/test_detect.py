@@ -220,7 +220,7 @@ def test_registry():
     with pytest.raises(ValueError, match="unknown detector 'retina'"):
         get_detector("retina")
     av = available_detectors()
-    assert set(av) == {"auto", "yunet", "blazeface", "dlib-hog", "mediapipe", "given", "whole"}
+    assert set(av) == {"auto", "yunet", "blazeface", "yunet+blazeface", "dlib-hog", "mediapipe", "given", "whole"}
     assert all(isinstance(v, str) and v for v in av.values())
     assert av["given"].endswith("[ok]")
 

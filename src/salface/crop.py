@@ -14,6 +14,15 @@ How the margin is applied (the papers only say "increase the B-Box margin by 30 
 With ``align=True`` and landmarks present, the square is first rotated about the box centre
 so that the eyes lie on a horizontal line (bilinear sampling, replicate borders).
 
+**Source frame** (``frame=(left, top, right, bottom)``, ``ClassifierConfig.frame``): a training
+set's photos end close to the face (UTKFace's 200-px chips cut at the forehead, FER's 48-px
+images at the hairline and cheeks), so most of the 30 % margin the networks learned from is
+replicated edge pixels, never hair, shoulders or background. A photo in the wild has all of
+those. With a frame, the image is first limited to the rectangle that reaches ``left`` box widths
+left of the detector's box, ``top`` box heights above it, and so on: the training set's own
+framing, measured on its photos (:mod:`salface.training.framing`). Pixels outside it replicate
+the nearest pixel inside, as they did in training. ``None`` (the default) keeps the whole image.
+
 Crop modes (``ClassifierConfig.crop_mode``; :func:`crop_for_config` dispatches on it):
 
 ``"margin"`` (default, the papers')
@@ -61,6 +70,30 @@ def enlarged_box(box: Box, margin: float = DEFAULT_MARGIN, square: bool = True) 
     x1 = int(round(cx - sw / 2.0))
     y1 = int(round(cy - sh / 2.0))
     return Box(float(x1), float(y1), float(x1 + w), float(y1 + h))
+
+
+def frame_region(box: Box, frame) -> Box:
+    """The rectangle a source ``frame`` ``(left, top, right, bottom)`` (in box widths and heights
+    beyond each edge of ``box``) keeps of the image, in image pixels (not yet clipped to it)."""
+    left, top, right, bottom = (float(v) for v in frame)
+    if min(left, top, right, bottom) < 0:
+        raise ValueError(f"frame values must be >= 0, got {tuple(frame)}")
+    return Box(box.x1 - left * box.width, box.y1 - top * box.height,
+               box.x2 + right * box.width, box.y2 + bottom * box.height)
+
+
+def _limit_to_frame(image: np.ndarray, box: Box, frame) -> tuple[np.ndarray, int, int]:
+    """``image`` cut to the source frame around ``box`` (a view) and the cut's top-left corner;
+    the whole image when ``frame`` is ``None``. At least one pixel always remains."""
+    if frame is None:
+        return image, 0, 0
+    h, w = image.shape[:2]
+    r = frame_region(box, frame)
+    fx1 = min(max(int(math.floor(r.x1)), 0), w - 1)
+    fy1 = min(max(int(math.floor(r.y1)), 0), h - 1)
+    fx2 = max(min(int(math.ceil(r.x2)), w), fx1 + 1)
+    fy2 = max(min(int(math.ceil(r.y2)), h), fy1 + 1)
+    return image[fy1:fy2, fx1:fx2], fx1, fy1
 
 
 def _cut_replicate(image: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
@@ -123,14 +156,16 @@ def align_face(image: np.ndarray, face: Face, size: int = 112, margin: float = 0
     return Crop(pixels=np.ascontiguousarray(pixels), box=region, face=face, matrix=m, angle=-angle)
 
 
-def crop_for_config(image: np.ndarray, face: Face, config) -> Crop:
+def crop_for_config(image: np.ndarray, face: Face, config, *, use_frame: bool = True) -> Crop:
     """The crop a classifier with ``config`` (a ``ClassifierConfig``) was trained on: its
-    ``crop_mode`` (default ``"margin"``), ``input_size``, ``margin`` and ``align``."""
+    ``crop_mode`` (default ``"margin"``), ``input_size``, ``margin``, ``align`` and, unless
+    ``use_frame`` is False, its training photos' source ``frame``."""
     mode = getattr(config, "crop_mode", "margin")
     if mode == "arcface":
         return align_face(image, face, size=config.input_size, margin=config.margin)
     if mode == "margin":
-        return crop_face(image, face, size=config.input_size, margin=config.margin, align=config.align)
+        return crop_face(image, face, size=config.input_size, margin=config.margin, align=config.align,
+                         frame=getattr(config, "frame", None) if use_frame else None)
     raise ValueError(f"unknown crop mode {mode!r}; expected one of {list(CROP_MODES)}")
 
 
@@ -143,8 +178,9 @@ def eye_angle(face: Face) -> float:
 
 
 def crop_face(image: np.ndarray, face: Face, size: int = 224, margin: float = DEFAULT_MARGIN,
-              align: bool = False, square: bool = True) -> Crop:
-    """Cut ``face`` out of ``image`` (``H×W×3`` uint8 RGB) as a :class:`~salface.types.Crop`."""
+              align: bool = False, square: bool = True, frame=None) -> Crop:
+    """Cut ``face`` out of ``image`` (``H×W×3`` uint8 RGB) as a :class:`~salface.types.Crop`;
+    ``frame`` limits the image to a training set's framing first (module docstring)."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 image, got shape {image.shape}")
     if size < 1:
@@ -153,8 +189,9 @@ def crop_face(image: np.ndarray, face: Face, size: int = 224, margin: float = DE
     x1, y1, x2, y2 = (int(v) for v in region.as_tuple())
     rw, rh = x2 - x1, y2 - y1
     angle = eye_angle(face) if (align and face.landmarks is not None) else 0.0
+    src, ox, oy = _limit_to_frame(image, face.box, frame)
     if angle == 0.0:
-        patch = _cut_replicate(image, x1, y1, x2, y2)
+        patch = _cut_replicate(src, x1 - ox, y1 - oy, x2 - ox, y2 - oy)
         interp = cv2.INTER_AREA if (rw > size or rh > size) else cv2.INTER_LINEAR
         pixels = cv2.resize(patch, (size, size), interpolation=interp)
         sx, sy = size / rw, size / rh
@@ -165,7 +202,8 @@ def crop_face(image: np.ndarray, face: Face, size: int = 224, margin: float = DE
         rot = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)  # rotates the eyes onto a level line
         scale = np.array([[sx, 0.0, -x1 * sx], [0.0, sy, -y1 * sy], [0, 0, 1]], dtype=np.float64)
         matrix = (scale @ np.vstack([rot, [0, 0, 1]]))[:2]
-        pixels = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+        shift = np.array([[1.0, 0.0, ox], [0.0, 1.0, oy], [0, 0, 1]], dtype=np.float64)
+        pixels = cv2.warpAffine(src, (np.vstack([matrix, [0, 0, 1]]) @ shift)[:2], (size, size),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return Crop(pixels=np.ascontiguousarray(pixels), box=region, face=face, matrix=matrix, angle=angle)
 

@@ -80,9 +80,10 @@ def _source_name(src: ImageInput, index: int) -> str:
     return str(name) if name else f"<image {index}>"
 
 
-def _crop_key(cfg) -> tuple:
+def _crop_key(cfg, use_frame: bool = True) -> tuple:
     mode = getattr(cfg, "crop_mode", "margin")
-    return (mode, cfg.input_size, float(cfg.margin), bool(cfg.align) if mode == "margin" else False)
+    frame = getattr(cfg, "frame", None) if (use_frame and mode == "margin") else None
+    return (mode, cfg.input_size, float(cfg.margin), bool(cfg.align) if mode == "margin" else False, frame)
 
 
 class Analyzer:
@@ -142,6 +143,13 @@ class Analyzer:
         (:data:`~salface.hub.FAST_MODELS`: ``default-age-gender``, one MobileNetV2, not the ensemble), ML-Net as
         INT8 and no flip TTA: 20–60 % more faces/s in whole-process runs (session 8), for the accuracy
         measured in ``docs/pipeline.md`` ("The fast profile"). ``variant`` then applies to the classifiers only.
+    source_frame:
+        Crop each face as if the photo ended where the model's training photos end around the
+        face (``config.frame``, measured on them; :mod:`salface.crop`): replicated edges where the
+        training crops had them, instead of hair, shoulders and background the networks never saw.
+        Models without a measured frame are unaffected. Off by default: in the session-10 trial
+        (``docs/benchmarks/framing/``) real pixels where training had replicated ones cost
+        nothing, and taking them away cost accuracy.
 
     Faces whose classifiers share a crop geometry and a saliency model share one saliency map:
     ML-Net runs once per face, on the RGB crop, whatever the number of classifiers (a gray-scale
@@ -169,6 +177,7 @@ class Analyzer:
         variant: str = "auto",
         prior_correction: bool = False,
         fast: bool = False,
+        source_frame: bool = False,
     ) -> None:
         for t in tasks:
             if t not in TASKS:
@@ -194,6 +203,7 @@ class Analyzer:
         self._saliency_override = saliency
         self.prior_correction = prior_correction
         self.fast = fast
+        self.source_frame = source_frame
         self.groups: list[_Group] = self._load_groups(model) if model is not None else []
         self.display_saliency: SaliencyModel | None = None
         if not self.groups and return_saliency:
@@ -232,7 +242,7 @@ class Analyzer:
             sal = None if spec == "none" else self._saliency(spec)
             groups.append(_Group(classifier=clf, tasks=tasks, saliency=sal,
                                  saliency_spec=spec if isinstance(spec, str) else f"<{id(spec)}>",
-                                 crop_key=_crop_key(clf.config)))
+                                 crop_key=_crop_key(clf.config, self.source_frame)))
         return groups
 
     @property
@@ -267,7 +277,8 @@ class Analyzer:
         for gi, g in enumerate(self.groups):
             cfg = g.config
             if g.crop_key not in crops:
-                crops[g.crop_key] = [crop_for_config(p.image, f, cfg) for p, f in items]
+                crops[g.crop_key] = [crop_for_config(p.image, f, cfg, use_frame=self.source_frame)
+                                     for p, f in items]
                 rgb[g.crop_key] = np.stack([c.pixels for c in crops[g.crop_key]])
             mkey = (g.crop_key, g.saliency_spec)
             if mkey not in maps:  # one saliency map per face and crop geometry, shared

@@ -326,6 +326,10 @@ def register(app: typer.Typer) -> None:
                                                    "not drowned by FER+'s neutral/happy majority "
                                                    "(FER+ test: mean per class +3.5 points, accuracy "
                                                    "−1.05; docs/training.md)."),
+        source_frame: bool = typer.Option(False, "--source-frame/--no-source-frame",
+                                          help="Crop each face as if the photo ended where the "
+                                               "models' training photos end around the face "
+                                               "(docs/pipeline.md, 'Source frame')."),
         every: int = typer.Option(1, "--every", min=1, help="Video: analyse every N-th frame."),
         fps: Optional[float] = typer.Option(None, "--fps", min=0.001,
                                             help="Video: analyse about F frames per second "
@@ -417,7 +421,7 @@ def register(app: typer.Typer) -> None:
                                 batch_size=batch_size, return_saliency=saliency_dir is not None,
                                 keep_images=annotate_dir is not None, max_faces=max_faces,
                                 backend=backend, threads=threads, prior_correction=prior_correction,
-                                fast=fast and not detect_only)
+                                fast=fast and not detect_only, source_frame=source_frame)
         except MissingModelError as exc:
             from ..hub import DEFAULT_MODELS, load_manifest
 

@@ -175,6 +175,34 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         typer.echo(f"{name}: the runtime now runs {entry[variant]['file']} ({variant})")
 
+    @models_app.command("set-frame")
+    def set_frame_cmd(
+        name: str = typer.Argument(..., help="A bundled classifier."),
+        frame: str = typer.Argument(..., help="left,top,right,bottom in box widths/heights (from "
+                                              "`salface cache frame`), or 'none' to remove it."),
+        reason: str = typer.Option(..., "--reason", help="Where the numbers come from (recorded in "
+                                                         "the manifest), e.g. the frame reports."),
+    ) -> None:
+        """Record where a model's training photos end around the face (``config.frame``): the
+        pipeline then crops photos as if they ended there (``Analyzer(source_frame=True)``)."""
+        from ..models.config import ClassifierConfig
+
+        try:
+            entry = W.bundled_entry(name)
+            if entry.get("kind") != "classifier":
+                raise ValueError(f"{name} is not a classifier")
+            cfg = dict(entry["config"])
+            if frame.strip().lower() == "none":
+                cfg.pop("frame", None)
+            else:
+                cfg["frame"] = [float(v) for v in frame.split(",")]
+            ClassifierConfig.from_dict(cfg)  # validates the frame
+            W.update_bundled_entry(name, {"config": cfg, "frame_reason": reason})
+        except (SalfaceError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(1)
+        typer.echo(f"{name}: frame {cfg.get('frame')}")
+
     @app.command("fetch")
     def fetch_cmd(
         name: str = typer.Argument(..., help=f"Model file to install: {', '.join(W.REMOTE_FILES)}."),

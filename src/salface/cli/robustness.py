@@ -25,6 +25,8 @@ def register(app: typer.Typer) -> None:
         work: Optional[Path] = typer.Option(None, "--work", help="Resumable work folder (default cache/robustness/DATASET-nN-seedS)."),
         detector_model: Optional[Path] = typer.Option(None, "--detector-model", help="YuNet .onnx file, if not installed."),
         batch_size: int = typer.Option(64, "--batch-size", help="Faces per network batch."),
+        detector: str = typer.Option("auto", "--detector", help="The Analyzer's detector on the rendered images: auto (the default pipeline's with YuNet installed: yunet+blazeface), yunet, blazeface, ...; YuNet's clean faces place the conditions whatever it is."),
+        source_frame: bool = typer.Option(False, "--source-frame/--no-source-frame", help="Crop as if each photo ended at the model's training frame (`Analyzer(source_frame=...)`)."),
         list_conditions: bool = typer.Option(False, "--list", help="List the conditions and their severities, then exit."),
     ) -> None:
         """Accuracy of the shipped models under re-rendered test faces (resolution, JPEG, blur, noise,
@@ -45,7 +47,8 @@ def register(app: typer.Typer) -> None:
         try:
             md = benchmark(dataset, split_file=split_file, data=data, limit=limit or None, seed=seed,
                            conditions=conditions, backend=backend, model=model, out_dir=out, work_dir=work,
-                           detector_model=detector_model, batch_size=batch_size,
+                           detector_model=detector_model, batch_size=batch_size, source_frame=source_frame,
+                           detector=detector,
                            command="salface " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -54,6 +54,23 @@ def register(app: typer.Typer) -> None:
         m = build_saliency_cache(cache, saliency, batch=batch)
         typer.echo(f"{cache}: {m.shape[0]} {saliency} maps")
 
+    @cache_app.command("frame")
+    def cache_frame(
+        cache: Path = typer.Argument(..., help="Crop cache folder."),
+        split: str = typer.Option("train", "--split", help="Which split's photos to measure (train, val, test or all)."),
+        limit: int = typer.Option(0, "--limit", help="Measure a seeded random subset of this many photos (0: all)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write the frame and its quantiles to."),
+    ) -> None:
+        """Measure where the cache's photos end around the face (the source frame, in box units)."""
+        from ..training.framing import measure_cache_frames
+
+        st = measure_cache_frames(cache, split=None if split == "all" else split, limit=limit)
+        d = {"cache": str(cache), "split": split, "command": command_line(), **st.to_dict()}
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(d, indent=1) + "\n")
+        typer.echo(json.dumps(d))
+
     @cache_app.command("splits")
     def cache_splits(
         cache: Path = typer.Argument(..., help="Crop cache folder."),
@@ -222,6 +239,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Folder for the report."),
         name: str = typer.Option("pipeline", "--name", help="Report file stem."),
         fast: bool = typer.Option(False, "--fast", help="Judge the fast profile of the default models (`salface analyze --fast`)."),
+        source_frame: bool = typer.Option(False, "--source-frame/--no-source-frame", help="Crop as if each photo ended at the model's training frame (`Analyzer(source_frame=...)`)."),
     ) -> None:
         """Judge shipped models on images that go through `analyze` end to end (detect, crop, saliency, classify)."""
         from ..data.splits import read_split
@@ -231,7 +249,7 @@ def register(app: typer.Typer) -> None:
 
         samples = read_split(split_file)["val" if split == "valid" else split][:limit]
         tl = tuple(t for t in tasks.split(",") if t)
-        an = Analyzer(detector=detector, model=model, tasks=tl, fast=fast,
+        an = Analyzer(detector=detector, model=model, tasks=tl, fast=fast, source_frame=source_frame,
                       detector_options={"model_path": str(detector_model)} if detector_model else None)
         res = evaluate_pipeline(samples, tl, an, progress=True)
         det = res.pop("_detection")

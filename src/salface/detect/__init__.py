@@ -18,12 +18,15 @@ from .base import Detector
 
 # name -> (module, class, one-line description)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
-    "auto": ("", "", "the default: yunet when its model is installed, else blazeface; never "
-                     "downloads"),
+    "auto": ("", "", "the default: yunet+blazeface when YuNet's model is installed, else "
+                     "blazeface; never downloads"),
     "yunet": ("yunet", "YuNetDetector",
               "OpenCV YuNet CNN (ONNX, 5 landmarks); model via `salface fetch yunet`"),
     "blazeface": ("blazeface", "BlazeFaceDetector",
                   "MediaPipe BlazeFace short+full range (ONNX, bundled in the package; no landmarks)"),
+    "yunet+blazeface": ("cascade", "yunet_second_look",
+                        "YuNet; where it finds no face, YuNet again at score 0.2, kept where "
+                        "BlazeFace agrees (hidden or frame-filling faces)"),
     "dlib-hog": ("dlib_hog", "DlibHogDetector",
                  "dlib HOG + linear SVM frontal detector (no landmarks); needs salface[dlib]"),
     "mediapipe": ("mediapipe", "MediaPipeDetector",
@@ -71,6 +74,7 @@ def _blazeface_status() -> str:
 
 _AVAILABILITY["yunet"] = _yunet_status
 _AVAILABILITY["blazeface"] = _blazeface_status
+_AVAILABILITY["yunet+blazeface"] = lambda: _yunet_status() if _blazeface_status() == "installed" else _blazeface_status()
 _AVAILABILITY["dlib-hog"] = _module_status("dlib", "dlib")
 _AVAILABILITY["mediapipe"] = _module_status("mediapipe", "mediapipe")
 
@@ -89,12 +93,15 @@ _auto_noted = False
 
 
 def auto_choice() -> str:
-    """What ``auto`` runs: ``"yunet"`` when its model file is installed and intact (in the
-    bundle or the cache; see ``salface fetch yunet``), else the bundled ``"blazeface"``. Looks at
-    local files only, never the network."""
+    """What ``auto`` runs: ``"yunet+blazeface"`` (YuNet, with a second look confirmed by the
+    bundled BlazeFace on pictures where YuNet finds no face; :mod:`salface.detect.cascade`) when
+    YuNet's model file is installed and intact (in the bundle or the cache; see ``salface fetch
+    yunet``), else the bundled ``"blazeface"``. Looks at local files only, never the network."""
     from ..hub import bundled_status, verify_remote
 
-    return "yunet" if "ok" in (bundled_status("yunet"), verify_remote("yunet")) else "blazeface"
+    if "ok" not in (bundled_status("yunet"), verify_remote("yunet")):
+        return "blazeface"
+    return "yunet+blazeface" if _blazeface_status() == "installed" else "yunet"
 
 
 def _auto_detector(**kwargs: Any) -> Detector:
@@ -105,7 +112,10 @@ def _auto_detector(**kwargs: Any) -> Detector:
     key = auto_choice()
     module, cls, _ = _REGISTRY[key]
     klass = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
-    params = inspect.signature(klass).parameters
+    params = dict(inspect.signature(klass).parameters)
+    if key == "yunet+blazeface":  # its YuNet takes YuNet's options
+        from .yunet import YuNetDetector
+        params.update(inspect.signature(YuNetDetector).parameters)
     if key == "blazeface" and not _auto_noted:
         _auto_noted = True
         print("salface: YuNet is not installed, so faces are found with the bundled BlazeFace "

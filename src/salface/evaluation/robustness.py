@@ -14,7 +14,9 @@ condition — blur and motion lengths are given for a 112-px-wide face and scale
 width, the resolution condition brings the *face* to a given width — and its five landmarks
 place the occluders (sunglasses on the eyes, a mask over nose and mouth, a hand) and the centre
 of rotation and yaw. Photometric conditions act on the whole frame, as a camera would; the
-detector then runs on the changed image, end to end.
+Analyzer's detector (by default what ``auto`` runs with YuNet installed, ``yunet+blazeface``;
+``detector="yunet"`` for YuNet alone, as in reports before session 10) then runs on the changed
+image, end to end.
 
 **Framing** conditions change what the Analyzer is given rather than the pixels: the crop margin
 (effective margin ``m`` is realised by scaling the clean detection's box about its centre by
@@ -778,8 +780,10 @@ class RobustnessRunner:
     :data:`CONDITIONS_VERSION`, and reused when the key matches."""
 
     def __init__(self, analyzer: Any, tasks: Sequence[str], *, seed: int = 0, work_dir: str | os.PathLike | None = None,
-                 run_key: str = "", verbose: bool = False) -> None:
+                 run_key: str = "", verbose: bool = False, placer: Any = None) -> None:
         self.analyzer = analyzer
+        # the detector whose clean-image faces place the conditions (default: the Analyzer's)
+        self.placer = placer if placer is not None else analyzer.detector
         self.tasks = tuple(tasks)
         self.seed = int(seed)
         self.work = Path(work_dir) if work_dir else None
@@ -819,7 +823,7 @@ class RobustnessRunner:
                 continue
             if s.path not in dets:
                 ref = s.box if getattr(s, "box", None) is not None else Box(0, 0, img.shape[1], img.shape[0])
-                best = _best_face(self.analyzer.detector.detect(img), ref)
+                best = _best_face(self.placer.detect(img), ref)
                 dets[s.path] = None if best is None else _face_json(best)
             if dets[s.path] is None:
                 skipped.append({"path": s.path, "reason": "no face found in the clean image"})
@@ -1023,7 +1027,8 @@ def markdown(report: dict[str, Any]) -> str:
          f"- data: {report['data_description']}",
          f"- faces: {report['faces']} (of {report['subset_size']} sampled; {len(report['skipped'])} left out: "
          "no face found by YuNet in the clean image or unreadable)",
-         f"- backend: {report['backend']}, detector: YuNet (clean boxes and landmarks place the conditions)",
+         f"- backend: {report['backend']}, detector: {report.get('detector', 'yunet')} (YuNet's clean boxes and "
+         "landmarks place the conditions)",
          f"- seed: {report['seed']}, conditions version {report['conditions_version']}",
          "- models: " + "; ".join(f"`{m['name']}` sha256 `{m['sha256']}`" for m in report["models"]), ""]
     summ = report["summary"]
@@ -1171,9 +1176,14 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
               limit: int | None = 400, seed: int = 0, conditions: str | Sequence[str] | None = None,
               backend: str = "onnx", model: str = "default", out_dir: str | os.PathLike = "docs/benchmarks/robustness",
               work_dir: str | os.PathLike | None = None, detector_model: str | os.PathLike | None = None,
-              batch_size: int = 64, command: str = "", verbose: bool = True) -> Path:
+              batch_size: int = 64, command: str = "", verbose: bool = True,
+              source_frame: bool = False, detector: str = "auto") -> Path:
     """Run the robustness benchmark on ``dataset``'s test split and write ``<dataset>.json`` and
-    ``<dataset>.md`` into ``out_dir``. Returns the Markdown path. Finished cells in ``work_dir`` are
+    ``<dataset>.md`` into ``out_dir`` (``source_frame``: ``Analyzer(source_frame=...)``).
+    ``detector`` is the Analyzer's detector on every rendered image (``"auto"``: what ``auto``
+    runs with YuNet installed, which the benchmark needs anyway: ``yunet+blazeface``); YuNet's
+    faces on the clean images place the conditions and pick the faces whatever it is, so reports
+    with different detectors compare face by face. Returns the Markdown path. Finished cells in ``work_dir`` are
     reused only for the same subset, seed, backend, models and commit."""
     from ..data.splits import read_split
     from ..utils import git_commit, machine
@@ -1192,15 +1202,23 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     subset = stratified_subset(test, limit, seed, key=lambda s: tuple(s.labels.get(t, -1) for t in strat))
     tasks = spec["tasks"]
     det_opts = {"model_path": str(detector_model)} if detector_model else None
-    analyzer = Analyzer(detector="yunet", model=model, tasks=tasks, backend=backend, batch_size=batch_size,
-                        detector_options=det_opts)
+    from ..detect import get_detector
+
+    placer = get_detector("yunet", **(det_opts or {}))
+    if detector == "auto":
+        detector = "yunet+blazeface"
+    analyzer = Analyzer(detector=placer if detector == "yunet" else detector, model=model, tasks=tasks, backend=backend, batch_size=batch_size,
+                        detector_options=det_opts, source_frame=source_frame)
     models = model_info(analyzer)
     # the commit is part of the key: a runtime change can flip borderline predictions, so cells
     # cached by other code are never mixed into a report
     key = run_key({"dataset": dataset, "paths": [os.path.basename(s.path) for s in subset], "seed": seed,
-                   "backend": backend, "models": models, "tasks": list(tasks), "commit": git_commit()})
+                   "backend": backend, "models": models, "tasks": list(tasks), "commit": git_commit(),
+                   **({"source_frame": True} if source_frame else {}),
+                   **({} if detector == "yunet" else {"detector": detector})})
     work = Path(work_dir) if work_dir else Path("cache") / "robustness" / f"{dataset}-n{len(subset)}-seed{seed}"
-    runner = RobustnessRunner(analyzer, tasks, seed=seed, work_dir=work, run_key=key, verbose=verbose)
+    runner = RobustnessRunner(analyzer, tasks, seed=seed, work_dir=work, run_key=key, verbose=verbose,
+                              placer=placer)
     t0 = time.perf_counter()
     result = runner.run(subset, conds)
     meta = {"dataset": dataset, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -1208,6 +1226,7 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
             "split_file": str(split_file), "subset_size": len(subset), "test_size": len(test),
             "data_description": f"{len(subset)} of the {len(test)} test faces of `salface splits {dataset}` "
                                 f"(seeded, stratified on {' × '.join(strat)})",
-            "models": models, "wall_seconds": round(time.perf_counter() - t0, 1), "work_dir": str(work)}
+            "models": models, "source_frame": source_frame, "detector": analyzer.detector.name,
+            "wall_seconds": round(time.perf_counter() - t0, 1), "work_dir": str(work)}
     report = build_report(result, conds, dataset=dataset, meta=meta)
     return write_report(report, out_dir, dataset)

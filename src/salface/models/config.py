@@ -29,11 +29,17 @@ class ClassifierConfig:
     detector: str = "yunet"            # the detector whose boxes the model was trained on
     extra: dict[str, Any] = field(default_factory=dict)
     crop_mode: str = "margin"          # "margin" (enlarged box) | "arcface" (5-landmark alignment); salface.crop.crop_for_config
+    frame: tuple[float, float, float, float] | None = None  # training photos' source frame (salface.crop; margin crops)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "mean", tuple(self.mean))
         object.__setattr__(self, "std", tuple(self.std))
+        if self.frame is not None:
+            fr = tuple(float(v) for v in self.frame)
+            if len(fr) != 4 or min(fr) < 0:
+                raise ValueError(f"frame must be four numbers >= 0 (left, top, right, bottom), got {self.frame!r}")
+            object.__setattr__(self, "frame", fr)
         for t in self.tasks:
             labels_for(t)
         if self.color not in ("rgb", "gray"):
@@ -55,6 +61,10 @@ class ClassifierConfig:
         d = asdict(self)
         d["tasks"] = list(self.tasks)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        if self.frame is None:
+            del d["frame"]  # configs without a frame read as before
+        else:
+            d["frame"] = list(self.frame)
         d["labels"] = {t: list(v) for t, v in self.labels.items()}
         return d
 

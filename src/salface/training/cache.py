@@ -200,11 +200,12 @@ def _pick_face(faces: list[Face], ref: Box, min_iou: float) -> Face | None:
 
 def crop_sample(image: np.ndarray, detector: Callable[[np.ndarray], list[Face]] | None,
                 *, size: int, margin: float, align: bool = False, ref_box: Box | None = None,
-                upscale_to: int = 0, min_iou: float = 0.1, crop_mode: str = "margin"):
+                upscale_to: int = 0, min_iou: float = 0.1, crop_mode: str = "margin", frame=None):
     """Detect and crop the face of one dataset image. Returns ``(crop_pixels, box, landmarks,
     detected)`` with box/landmarks in crop pixels (landmarks NaN for a fallback crop).
     ``crop_mode="arcface"`` aligns a detected face's landmarks to the ArcFace template
-    (:func:`salface.crop.align_face`, ``margin`` = its extra margin)."""
+    (:func:`salface.crop.align_face`, ``margin`` = its extra margin). ``frame`` limits a detected
+    face's photo to a source frame first (:func:`salface.crop.crop_face`)."""
     h, w = image.shape[:2]
     scale = 1.0
     if upscale_to and min(h, w) < upscale_to:
@@ -221,7 +222,7 @@ def crop_sample(image: np.ndarray, detector: Callable[[np.ndarray], list[Face]] 
     elif crop_mode == "arcface":
         crop = align_face(image, face, size=size, margin=margin)
     else:
-        crop = crop_face(image, face, size=size, margin=margin, align=align)
+        crop = crop_face(image, face, size=size, margin=margin, align=align, frame=frame)
     b = crop.to_crop_coords(np.array([[face.box.x1, face.box.y1], [face.box.x2, face.box.y2]]))
     lm = crop.landmarks
     if lm is None:
@@ -257,14 +258,15 @@ def build_crop_cache(samples: Iterable[Any], out_path: str | Path, *, size: int,
                      splits: Sequence[str | None] | None = None, align: bool = False,
                      upscale_to: int = 0, min_iou: float = 0.1, progress: bool = True,
                      detector_kwargs: dict | None = None, detector_obj: Callable | None = None,
-                     crop_mode: str = "margin") -> CropCache:
+                     crop_mode: str = "margin", frame: Sequence[float] | None = None) -> CropCache:
     """Detect, crop and colour-convert every sample once into a cache directory ``out_path``.
 
     ``samples`` carry ``path``, ``labels`` (``{task: index or class name}``) and ``load()`` (→ RGB
     uint8), optionally ``box`` (the dataset's face box) and ``split``; ``splits`` overrides the
     samples' own split names. Resumes an interrupted build with the same key; rebuilds a stale one.
     ``crop_mode`` is ``"margin"`` (the papers' enlarged box) or ``"arcface"`` (landmark-aligned,
-    ``margin`` = the extra margin around the template; see :mod:`salface.crop`).
+    ``margin`` = the extra margin around the template; see :mod:`salface.crop`). ``frame`` crops
+    every photo as if it ended at that source frame (:mod:`salface.training.framing`; experiments).
     """
     if crop_mode not in CROP_MODES:
         raise ValueError(f"unknown crop mode {crop_mode!r}; expected one of {list(CROP_MODES)}")
@@ -293,6 +295,8 @@ def build_crop_cache(samples: Iterable[Any], out_path: str | Path, *, size: int,
                 "upscale_to": int(upscale_to), "min_iou": float(min_iou), "tasks": list(tasks)}
     if crop_mode != "margin":  # absent = "margin": older caches keep their keys
         settings["crop_mode"] = crop_mode
+    if frame is not None:  # absent = the whole photo
+        settings["frame"] = [float(v) for v in frame]
     key = cache_key(paths, labels, settings)
     out = Path(out_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -334,7 +338,7 @@ def build_crop_cache(samples: Iterable[Any], out_path: str | Path, *, size: int,
                 raise CacheError(f"cannot read {paths[i]}: {exc}") from exc
             p, b, lm, d = crop_sample(img, det, size=size, margin=margin, align=align,
                                       ref_box=_sample_box(s), upscale_to=upscale_to, min_iou=min_iou,
-                                      crop_mode=crop_mode)
+                                      crop_mode=crop_mode, frame=frame)
             px[i - c0] = p
             arrs["boxes"][i], arrs["landmarks"][i], arrs["detected"][i] = b, lm, d
             if bar is not None:
