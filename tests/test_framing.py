@@ -84,13 +84,13 @@ def test_config_frame_round_trip_and_validation():
             ClassifierConfig(name="m", backbone="mobilenet_v2", tasks=("gender",), frame=bad)
 
 
-def test_crop_for_config_uses_the_frame_unless_told_not_to():
+def test_crop_for_config_uses_the_frame_only_when_told():
     img = _gradient()
     face = Face(Box(10, 10, 30, 30))
     cfg = ClassifierConfig(name="m", backbone="mobilenet_v2", tasks=("gender",), input_size=24,
                            margin=0.2, frame=(0, 0, 0, 0))
-    framed = crop_for_config(img, face, cfg)
-    whole = crop_for_config(img, face, cfg, use_frame=False)
+    framed = crop_for_config(img, face, cfg, use_frame=True)
+    whole = crop_for_config(img, face, cfg)  # the default, as Analyzer() and the CAMs crop
     np.testing.assert_array_equal(framed.pixels, crop_face(img, face, 24, 0.2, frame=(0, 0, 0, 0)).pixels)
     np.testing.assert_array_equal(whole.pixels, crop_face(img, face, 24, 0.2).pixels)
 
@@ -112,3 +112,25 @@ def test_photo_frame_and_measure():
     assert d["n_photos"] == 4 and d["n_found"] == 2 and d["frame"] == [0.375, 0.0625, 1.125, 0.1875]
     with pytest.raises(ValueError):
         _ = FrameStats(frames=np.full((2, 4), np.nan), paths=["x", "y"]).median
+
+
+def test_analyzer_crops_to_the_frame_only_when_asked(astronaut):
+    """The shipped configs carry a frame; ``Analyzer()`` ignores it, ``source_frame=True`` uses it
+    (rows above the frame repeat its top row), with every model on the same crop."""
+    from salface.crop import frame_region
+    from salface.hub import bundled_entry
+    from salface.pipeline import Analyzer
+
+    frame = tuple(bundled_entry("age-gender-ensemble")["config"]["frame"])
+    assert frame == tuple(bundled_entry("default-expression")["config"]["frame"])  # one crop, one map
+    box = (178.0, 63.0, 268.0, 176.0)
+    kw = dict(detector="given", detector_options={"boxes": [box]}, tasks=("gender",), return_saliency=True)
+    whole = Analyzer(**kw).analyze(astronaut)[0]
+    framed = Analyzer(source_frame=True, **kw).analyze(astronaut)[0]
+    assert len({g.crop_key for g in Analyzer(source_frame=True, **{**kw, "tasks": ("gender", "expression")}).groups}) == 1
+    size = whole.crop.shape[0]
+    np.testing.assert_array_equal(whole.crop, crop_face(astronaut, Face(Box(*box)), size, 0.3).pixels)
+    np.testing.assert_array_equal(framed.crop, crop_face(astronaut, Face(Box(*box)), size, 0.3, frame=frame).pixels)
+    top = frame_region(Box(*box), frame).y1  # 61.87: the square starts ~12 px higher, at y ≈ 46
+    assert top > whole.crop_box.y1
+    assert not np.array_equal(whole.crop, framed.crop)

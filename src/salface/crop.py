@@ -156,10 +156,10 @@ def align_face(image: np.ndarray, face: Face, size: int = 112, margin: float = 0
     return Crop(pixels=np.ascontiguousarray(pixels), box=region, face=face, matrix=m, angle=-angle)
 
 
-def crop_for_config(image: np.ndarray, face: Face, config, *, use_frame: bool = True) -> Crop:
+def crop_for_config(image: np.ndarray, face: Face, config, *, use_frame: bool = False) -> Crop:
     """The crop a classifier with ``config`` (a ``ClassifierConfig``) was trained on: its
-    ``crop_mode`` (default ``"margin"``), ``input_size``, ``margin``, ``align`` and, unless
-    ``use_frame`` is False, its training photos' source ``frame``."""
+    ``crop_mode`` (default ``"margin"``), ``input_size``, ``margin``, ``align`` and, with
+    ``use_frame`` (``Analyzer(source_frame=True)``), its training photos' source ``frame``."""
     mode = getattr(config, "crop_mode", "margin")
     if mode == "arcface":
         return align_face(image, face, size=config.input_size, margin=config.margin)

@@ -80,7 +80,7 @@ def _source_name(src: ImageInput, index: int) -> str:
     return str(name) if name else f"<image {index}>"
 
 
-def _crop_key(cfg, use_frame: bool = True) -> tuple:
+def _crop_key(cfg, use_frame: bool = False) -> tuple:
     mode = getattr(cfg, "crop_mode", "margin")
     frame = getattr(cfg, "frame", None) if (use_frame and mode == "margin") else None
     return (mode, cfg.input_size, float(cfg.margin), bool(cfg.align) if mode == "margin" else False, frame)

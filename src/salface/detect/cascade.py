@@ -20,9 +20,9 @@ one hidden face keeps the primary's answer).
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Callable, Union
+
+import numpy as np
 
 from ..types import Face
 from .base import Detector
