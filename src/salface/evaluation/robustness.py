@@ -1183,8 +1183,8 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     ``detector`` is the Analyzer's detector on every rendered image (``"auto"``: what ``auto``
     runs with YuNet installed, which the benchmark needs anyway: ``yunet+blazeface``); YuNet's
     faces on the clean images place the conditions and pick the faces whatever it is, so reports
-    with different detectors compare face by face. Returns the Markdown path. Finished cells in ``work_dir`` are
-    reused only for the same subset, seed, backend, models and commit."""
+    with different detectors compare face by face. Returns the Markdown path. Finished cells in
+    ``work_dir`` are reused only for the same subset, seed, backend, models, detector and commit."""
     from ..data.splits import read_split
     from ..utils import git_commit, machine
     from ..pipeline import Analyzer
@@ -1207,8 +1207,9 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     placer = get_detector("yunet", **(det_opts or {}))
     if detector == "auto":
         detector = "yunet+blazeface"
-    analyzer = Analyzer(detector=placer if detector == "yunet" else detector, model=model, tasks=tasks, backend=backend, batch_size=batch_size,
-                        detector_options=det_opts, source_frame=source_frame)
+    analyzer = Analyzer(detector=placer if detector == "yunet" else detector, model=model, tasks=tasks,
+                        backend=backend, batch_size=batch_size, detector_options=det_opts,
+                        source_frame=source_frame)
     models = model_info(analyzer)
     # the commit is part of the key: a runtime change can flip borderline predictions, so cells
     # cached by other code are never mixed into a report
