@@ -8,7 +8,8 @@ as found when a returned box overlaps YuNet's box on the clean picture (IoU >= 0
 robustness benchmark. Detectors: YuNet and BlazeFace at their thresholds, and the cascades "first;
 where it finds no face at all, the second (kept where the witness agrees, IoU >= 0.3)": YuNet then
 BlazeFace at 0.3; YuNet then YuNet at 0.2 or 0.1; YuNet then YuNet at 0.2 / 0.1 confirmed by
-BlazeFace at 0.3 (``salface.detect.cascade.SecondLook``, the ``yunet+blazeface`` detector).
+BlazeFace at 0.3 (``salface.detect.cascade.SecondLook``, the ``yunet+blazeface`` detector); and,
+for installs without YuNet, BlazeFace then BlazeFace on a copy blurred with σ 1 px (not shipped).
 
 False faces: the 500 NUS scene photos (``../shared/data/nus-saliency/stimuli``; no face labels,
 some show people), boxes each detector returns, and for each cascade the boxes its fallback adds
@@ -43,11 +44,24 @@ from salface.utils import git_commit, machine  # noqa: E402
 STRATIFY = {"ferplus": ("expression",), "utkface": ("age", "gender")}
 
 
+class _OnBlurred:
+    """A detector run on a Gaussian-blurred copy (sigma in px): a second look for BlazeFace alone,
+    which has no second detector to confirm with (fresh installs without YuNet)."""
+
+    def __init__(self, det, sigma: float = 1.0) -> None:
+        self.det, self.sigma = det, sigma
+
+    def detect(self, img):
+        return self.det.detect(cv2.GaussianBlur(img, (0, 0), self.sigma))
+
+
 def detectors() -> dict:
-    return {"yunet": get_detector("yunet"), "blazeface": get_detector("blazeface"),
+    bf = get_detector("blazeface")
+    return {"yunet": get_detector("yunet"), "blazeface": bf,
             "yunet@0.2": get_detector("yunet", score_threshold=0.2),
             "yunet@0.1": get_detector("yunet", score_threshold=0.1),
-            "blazeface@0.3": get_detector("blazeface", score_threshold=0.3)}
+            "blazeface@0.3": get_detector("blazeface", score_threshold=0.3),
+            "blazeface(blur σ1)": _OnBlurred(bf, 1.0)}
 
 
 def cascades() -> list[tuple[str, str, str, str | None]]:
@@ -55,7 +69,8 @@ def cascades() -> list[tuple[str, str, str, str | None]]:
     return [("yunet>blazeface@0.3", "yunet", "blazeface@0.3", None),
             ("yunet>yunet@0.2", "yunet", "yunet@0.2", None),
             ("yunet>yunet@0.1&blazeface@0.3", "yunet", "yunet@0.1", "blazeface@0.3"),
-            ("yunet>yunet@0.2&blazeface@0.3 (yunet+blazeface)", "yunet", "yunet@0.2", "blazeface@0.3")]
+            ("yunet>yunet@0.2&blazeface@0.3 (yunet+blazeface)", "yunet", "yunet@0.2", "blazeface@0.3"),
+            ("blazeface>blazeface(blur σ1)", "blazeface", "blazeface(blur σ1)", None)]
 
 
 def cascade_faces(got: dict, primary: str, second: str, witness: str | None, iou: float = AGREE_IOU) -> list:
@@ -136,7 +151,8 @@ def scene_rows(scene_dir: Path, dets: dict, sheet: Path | None) -> dict:
                 tiles.append(np.zeros((96, 96, 3), np.uint8))
             grid = np.concatenate([np.concatenate(tiles[i:i + 8], 1) for i in range(0, len(tiles), 8)], 0)
             sheet.parent.mkdir(parents=True, exist_ok=True)
-            tag = name.split(" ")[0].replace("@", "_").replace(">", "_then_").replace("&", "_and_")
+            tag = (name.split(" ")[0].replace("@", "_").replace(">", "_then_").replace("&", "_and_")
+                   .replace("(blur", "_blurred").replace("σ1)", ""))
             cv2.imwrite(str(sheet.with_name(f"{sheet.stem}_{tag}.png")),
                         cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     return out
