@@ -69,3 +69,14 @@ def test_factories_are_built_once_and_only_when_needed():
     det.primary.boxes = []
     assert len(det.detect(IMG)) == 1 and len(det.detect(IMG)) == 1
     assert built == ["s", "w"]
+
+
+def test_yunet_options_reach_both_looks(yunet_model):
+    from salface.detect import get_detector
+
+    det = get_detector("yunet+blazeface", model_path=yunet_model, max_side=1280, min_face=20,
+                       score_threshold=0.7)
+    assert det.name == "yunet+blazeface"
+    assert (det.primary.max_side, det.primary.min_face, det.primary.score_threshold) == (1280, 20, 0.7)
+    assert (det.second.max_side, det.second.min_face, det.second.score_threshold) == (1280, 20, 0.2)
+    assert det.witness.name == "blazeface" and det.model_path == det.primary.model_path

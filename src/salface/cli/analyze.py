@@ -414,7 +414,7 @@ def register(app: typer.Typer) -> None:
         task_list = tuple(t.strip() for t in tasks.split(",") if t.strip())
         try:
             det_options = {k: v for k, v in (("max_side", detect_size), ("min_face", min_face))
-                           if v is not None} if detector in ("yunet", "auto") else None
+                           if v is not None} if detector in ("yunet", "yunet+blazeface", "auto") else None
             analyzer = Analyzer(detector=detector, model=None if detect_only else model,
                                 detector_options=det_options,
                                 tasks=task_list, saliency=saliency, ratio=ratio, device=device,
