@@ -129,6 +129,15 @@ def test_no_face_and_whole_detector(client):
     assert len(w["faces"]) == 1 and w["faces"][0]["box"] == {"x1": 0.0, "y1": 0.0, "x2": 160.0, "y2": 120.0}
 
 
+def test_second_look_detector_by_name(client, astronaut_png, yunet_model):
+    """A request may name `yunet+blazeface`; on a flat picture it still finds no face."""
+    r = _post(client, astronaut_png, detector="yunet+blazeface")
+    assert r.status_code == 200, r.text
+    assert r.json()["detector"] == "yunet+blazeface" and len(r.json()["faces"]) == 1
+    flat = _post(client, _png(np.full((120, 160, 3), 128, np.uint8)), name="flat.png", detector="yunet+blazeface")
+    assert flat.status_code == 200 and flat.json()["faces"] == []
+
+
 def test_explain_panels(client, astronaut_png):
     r = _post(client, astronaut_png, path="/v1/explain", size=64)
     assert r.status_code == 200, r.text

@@ -33,7 +33,7 @@ MB = 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 """Bytes a multipart body may carry beyond the image itself (boundaries, headers, option fields)."""
 
-DETECTORS = ("auto", "yunet", "blazeface", "dlib-hog", "mediapipe", "whole")
+DETECTORS = ("auto", "yunet", "blazeface", "yunet+blazeface", "dlib-hog", "mediapipe", "whole")
 """Detectors a request may ask for (the CLI's choices); each is built on first use."""
 
 SETTINGS_ENV = "SALFACE_SERVE_SETTINGS"
