@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from salface.data.splits import read_split  # noqa: E402
 from salface.detect import get_detector  # noqa: E402
-from salface.detect.cascade import AGREE_IOU  # noqa: E402
+from salface.detect.cascade import confirmed  # noqa: E402
 from salface.evaluation.robustness import _best_face, get_conditions, stratified_subset  # noqa: E402
 from salface.io import load_image  # noqa: E402
 from salface.types import Box  # noqa: E402
@@ -73,12 +73,12 @@ def cascades() -> list[tuple[str, str, str, str | None]]:
             ("blazeface>blazeface(blur σ1)", "blazeface", "blazeface(blur σ1)", None)]
 
 
-def cascade_faces(got: dict, primary: str, second: str, witness: str | None, iou: float = AGREE_IOU) -> list:
+def cascade_faces(got: dict, primary: str, second: str, witness: str | None) -> list:
+    """What a cascade returns, from each detector's faces on one picture (``SecondLook.detect``'s
+    rule, with ``salface.detect.cascade.confirmed`` for the witness)."""
     if got[primary]:
         return got[primary]
-    if witness is None:
-        return got[second]
-    return [f for f in got[second] if any(f.box.iou(w.box) >= iou for w in got[witness])]
+    return got[second] if witness is None else confirmed(got[second], got[witness])
 
 
 def faces_found(dets: dict, items, images) -> dict[str, float]:
@@ -117,9 +117,10 @@ def scene_rows(scene_dir: Path, dets: dict, sheet: Path | None) -> dict:
     paths = sorted(scene_dir.glob("*.jpg"))
     got: dict[str, list[int]] = {k: [] for k in dets}
     ms: dict[str, float] = {k: 0.0 for k in dets}
-    added_crops = {}
-    per_image = []
-    for p in paths:
+    adds = {name: {"photos_where_fallback_runs": 0, "boxes_added": 0, "photos_given_boxes": 0}
+            for name, *_ in cascades()}
+    added_crops: dict[str, list] = {name: [] for name, *_ in cascades()}  # at most 40 each, for the sheet
+    for p in paths:  # one photo in memory at a time
         img = load_image(p)
         row = {}
         for k, d in dets.items():
@@ -127,26 +128,25 @@ def scene_rows(scene_dir: Path, dets: dict, sheet: Path | None) -> dict:
             row[k] = d.detect(img)
             ms[k] += 1000 * (time.perf_counter() - t0)
             got[k].append(len(row[k]))
-        per_image.append((p, img, row))
+        for name, a, b, w in cascades():
+            if row[a]:
+                continue
+            faces = cascade_faces(row, a, b, w)
+            adds[name]["photos_where_fallback_runs"] += 1
+            adds[name]["boxes_added"] += len(faces)
+            adds[name]["photos_given_boxes"] += bool(faces)
+            for f in faces[:max(0, 40 - len(added_crops[name]))]:
+                bx = f.box
+                x1, y1 = max(int(bx.x1), 0), max(int(bx.y1), 0)
+                x2, y2 = max(int(bx.x2), x1 + 1), max(int(bx.y2), y1 + 1)
+                added_crops[name].append(cv2.resize(img[y1:y2, x1:x2], (96, 96)))
     out = {"photos": len(paths), "boxes": {k: int(sum(v)) for k, v in got.items()},
            "photos_with_boxes": {k: int(sum(x > 0 for x in v)) for k, v in got.items()},
-           "ms_per_photo": {k: round(v / max(len(paths), 1), 2) for k, v in ms.items()}, "fallback_adds": {}}
-    for name, a, b, w in cascades():
-        fired = [(p, img, cascade_faces(row, a, b, w)) for p, img, row in per_image if not row[a]]
-        added = [(p, img, f) for p, img, faces in fired for f in faces]
-        out["fallback_adds"][name] = {"photos_where_fallback_runs": len(fired), "boxes_added": len(added),
-                                      "photos_given_boxes": len({str(p) for p, _, _ in added})}
-        added_crops[name] = added
+           "ms_per_photo": {k: round(v / max(len(paths), 1), 2) for k, v in ms.items()}, "fallback_adds": adds}
     if sheet is not None:
-        for name, added in added_crops.items():
-            if not added:
+        for name, tiles in added_crops.items():
+            if not tiles:
                 continue
-            tiles = []
-            for p, img, f in added[:40]:
-                b = f.box
-                x1, y1 = max(int(b.x1), 0), max(int(b.y1), 0)
-                x2, y2 = max(int(b.x2), x1 + 1), max(int(b.y2), y1 + 1)
-                tiles.append(cv2.resize(img[y1:y2, x1:x2], (96, 96)))
             while len(tiles) % 8:
                 tiles.append(np.zeros((96, 96, 3), np.uint8))
             grid = np.concatenate([np.concatenate(tiles[i:i + 8], 1) for i in range(0, len(tiles), 8)], 0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row))
         if a.out:
-            a.out.write_text(json.dumps({"command": "python " + " ".join(__import__("sys").argv), "rows": rows}, indent=1) + "\n")
+            a.out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows}, indent=1) + "\n")
     elif a.cmd == "build":
         samples, meta = samples_of(a.cache)
         frame = [float(v) for v in a.frame.split(",")]

@@ -37,6 +37,11 @@ AGREE_IOU = 0.3
 """How much the witness's box must overlap a second-look face (IoU) to confirm it."""
 
 
+def confirmed(candidates: list[Face], seen: list[Face], agree_iou: float = AGREE_IOU) -> list[Face]:
+    """The ``candidates`` that a box in ``seen`` overlaps by IoU >= ``agree_iou``."""
+    return [f for f in candidates if any(f.box.iou(w.box) >= agree_iou for w in seen)]
+
+
 class SecondLook(Detector):
     """``primary``'s faces; on a picture where it finds none, ``second``'s faces that ``witness``
     confirms (a witness box with IoU >= ``agree_iou``). ``second`` and ``witness`` may be given
@@ -82,8 +87,7 @@ class SecondLook(Detector):
         candidates = self.second.detect(image)
         if not candidates:
             return []
-        seen = self.witness.detect(image)
-        return [f for f in candidates if any(f.box.iou(w.box) >= self.agree_iou for w in seen)]
+        return confirmed(candidates, self.witness.detect(image), self.agree_iou)
 
 
 def yunet_second_look(*, second_score: float = SECOND_LOOK_SCORE, witness_score: float = WITNESS_SCORE,
