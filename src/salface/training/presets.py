@@ -300,6 +300,18 @@ PRESETS["robust-expression-v4ft"] = replace(
           "augmentation + flip, ±20°, ±6 % shift, ±10 % zoom, a face part covered on 50 % of the crops "
           "(eyes band, nose-to-chin or a cheek/the mouth); soft targets as before.")
 
+# Session 11: a second expression network for an ensemble with v4, trained from ImageNet (not
+# from v4, so its errors differ): the 20-epoch v3 recipe with a different seed, a scene in the
+# replicated padding of half of the crops, a face part covered on 20 %, ±15°, EMA of the weights.
+PRESETS["expression-member"] = replace(
+    PRESETS["default-expression"], name="expression-member", epochs=20, ema_decay=0.998, tta_flip=True,
+    augment=Augment(flip=True, rotate=15.0, shift=0.06, scale=0.08, context=0.5,
+                    context_source="../shared/data/nus-saliency/stimuli", parts=0.2),
+    notes="MobileNetV2 (ImageNet), 96 px gray FER+ crops, soft targets, AdamW lr 1e-3 + cosine, 20 "
+          "epochs, flip, ±15°, ±6 % shift, ±8 % zoom, a scene photo in the replicated padding of half "
+          "of the crops, a face part covered on 20 %, EMA 0.998; flip TTA at evaluation. Trained to be "
+          "averaged with default-expression v4 (salface ensemble).")
+
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
     "vegac": {AG: "vegac-age-gender", EX: "vegac-expression"},
