@@ -319,14 +319,16 @@ def test_tiny_end_to_end_run_on_three_utkface_images(tmp_path, yunet_model):
         age, gender, race = (int(v) for v in n.split("_")[:3])
         samples.append(Sample(str(root / n), {"age": age_to_group(age), "gender": gender},
                               meta={"age_years": age, "race": race}))
-    split = write_split({"test": samples}, tmp_path / "tiny.jsonl")
-    assert len(read_split(split)["test"]) == 3
-    kw = dict(split_file=split, limit=None, seed=0, conditions="jpeg,mask,margin-tight,detector-whole",
+    split = write_split({"val": samples}, tmp_path / "tiny.jsonl")   # val: the split candidates are chosen on
+    assert len(read_split(split)["val"]) == 3
+    with pytest.raises(ValueError, match="no test split"):
+        rb.benchmark("utkface", split_file=split)
+    kw = dict(split_file=split, split="val", limit=None, seed=0, conditions="jpeg,mask,margin-tight,detector-whole",
               backend="torch", out_dir=tmp_path / "out", work_dir=tmp_path / "work", detector_model=yunet_model,
               command="test", verbose=False)
     md = rb.benchmark("utkface", **kw)
     rep = json.loads(md.with_suffix(".json").read_text())
-    assert rep["faces"] == 3 and rep["conditions_version"] == rb.CONDITIONS_VERSION
+    assert rep["faces"] == 3 and rep["conditions_version"] == rb.CONDITIONS_VERSION and rep["split"] == "val"
     s = rep["summary"]["gender"]
     assert set(s["conditions"]) == {"jpeg", "mask", "margin-tight", "detector-whole"}
     assert len(rep["per_face"]["clean"]["gender"]) == 3

@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
     def robustness_cmd(
         dataset: str = typer.Option(..., "--dataset", help="utkface (age, gender) or ferplus (expression)."),
         data: Optional[Path] = typer.Option(None, "--data", help="The dataset's folder, if its images are not where the split file says (e.g. ../shared/data/utkface)."),
-        split_file: Optional[Path] = typer.Option(None, "--split-file", help="Split file from `salface splits DATASET` (default cache/splits/DATASET.jsonl); its test split is used."),
+        split_file: Optional[Path] = typer.Option(None, "--split-file", help="Split file from `salface splits DATASET` (default cache/splits/DATASET.jsonl)."),
+        split: str = typer.Option("test", "--split", help="Which of its splits to render: test, or val to choose between candidates without reading test."),
         limit: Optional[int] = typer.Option(400, "--limit", help="Faces in the seeded, stratified subset of the test split (0: all)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the subset and of every condition's random choices."),
         conditions: str = typer.Option("all", "--conditions", help="Comma-separated condition names, or 'all' (see --list)."),
@@ -48,7 +49,7 @@ def register(app: typer.Typer) -> None:
             md = benchmark(dataset, split_file=split_file, data=data, limit=limit or None, seed=seed,
                            conditions=conditions, backend=backend, model=model, out_dir=out, work_dir=work,
                            detector_model=detector_model, batch_size=batch_size, source_frame=source_frame,
-                           detector=detector,
+                           detector=detector, split=split,
                            command="salface " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -1021,7 +1021,7 @@ def _levels_text(c: Condition) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     """The Markdown version of :func:`build_report`'s payload."""
-    L = [f"# Robustness: {report['dataset']} test subset through `analyze` end to end", "",
+    L = [f"# Robustness: {report['dataset']} {report.get('split', 'test')} subset through `analyze` end to end", "",
          f"- date: {report['date']}", f"- commit: `{report['commit']}`", f"- machine: {report['machine']}",
          f"- command: `{report['command']}`",
          f"- data: {report['data_description']}",
@@ -1177,8 +1177,9 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
               backend: str = "onnx", model: str = "default", out_dir: str | os.PathLike = "docs/benchmarks/robustness",
               work_dir: str | os.PathLike | None = None, detector_model: str | os.PathLike | None = None,
               batch_size: int = 64, command: str = "", verbose: bool = True,
-              source_frame: bool = False, detector: str = "auto") -> Path:
-    """Run the robustness benchmark on ``dataset``'s test split and write ``<dataset>.json`` and
+              source_frame: bool = False, detector: str = "auto", split: str = "test") -> Path:
+    """Run the robustness benchmark on ``dataset``'s ``split`` (``"test"``; ``"val"`` to choose
+    between candidates without reading test) of ``split_file`` and write ``<dataset>.json`` and
     ``<dataset>.md`` into ``out_dir`` (``source_frame``: ``Analyzer(source_frame=...)``).
     ``detector`` is the Analyzer's detector on every rendered image (``"auto"``: what ``auto``
     runs with YuNet installed, which the benchmark needs anyway: ``yunet+blazeface``); YuNet's
@@ -1194,10 +1195,10 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     spec = DATASETS[dataset]
     conds = get_conditions(conditions)
     splits = read_split(split_file)
-    if "test" not in splits:
-        raise ValueError(f"{split_file}: no test split")
+    if split not in splits:
+        raise ValueError(f"{split_file}: no {split} split")
     all_paths = [s.path for ss in splits.values() for s in ss]
-    test = rebase_paths(splits["test"], all_paths, data)
+    test = rebase_paths(splits[split], all_paths, data)
     strat = spec["stratify"]
     subset = stratified_subset(test, limit, seed, key=lambda s: tuple(s.labels.get(t, -1) for t in strat))
     tasks = spec["tasks"]
@@ -1225,7 +1226,8 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     meta = {"dataset": dataset, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "commit": git_commit(), "machine": machine(), "command": command, "backend": backend, "seed": seed,
             "split_file": str(split_file), "subset_size": len(subset), "test_size": len(test),
-            "data_description": f"{len(subset)} of the {len(test)} test faces of `salface splits {dataset}` "
+            "split": split,
+            "data_description": f"{len(subset)} of the {len(test)} {split} faces of `salface splits {dataset}` "
                                 f"(seeded, stratified on {' × '.join(strat)})",
             "models": models, "source_frame": source_frame, "detector": analyzer.detector.name,
             "wall_seconds": round(time.perf_counter() - t0, 1), "work_dir": str(work)}

@@ -76,7 +76,8 @@ def compare_reports(a_path: str | Path, b_path: str | Path, *, n_boot: int = 100
     conds = [c for c in a["conditions"] if c["name"] in fb["conditions"]]
     out: dict[str, Any] = {"a": {"path": str(a_path), "models": a["models"], "commit": a.get("commit")},
                            "b": {"path": str(b_path), "models": b["models"], "commit": b.get("commit")},
-                           "dataset": a["dataset"], "faces": len(fa["paths"]), "tasks": {}}
+                           "dataset": a["dataset"], "split": a.get("split", "test"), "faces": len(fa["paths"]),
+                           "tasks": {}}
     for task, truth in fa["truth"].items():
         if task not in fb["truth"]:
             continue
@@ -131,7 +132,7 @@ def _p(p: float | None) -> str:
 
 def comparison_markdown(cmp: dict[str, Any], command: str = "") -> str:
     name = lambda side: ", ".join(f"`{m['name']}` ({m['sha256'][:12]})" for m in cmp[side]["models"])  # noqa: E731
-    L = [f"# Robustness, paired: B against A on {cmp['faces']} {cmp['dataset']} test faces", ""]
+    L = [f"# Robustness, paired: B against A on {cmp['faces']} {cmp['dataset']} {cmp.get('split', 'test')} faces", ""]
     if command:
         L += [f"- command: `{command}`"]
     L += [f"- A: {cmp['a']['path']} (commit `{cmp['a']['commit']}`): {name('a')}",
