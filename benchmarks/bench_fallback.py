@@ -93,9 +93,11 @@ def faces_found(dets: dict, items, images) -> dict[str, float]:
     return {k: round(100 * float(np.mean(v)), 1) for k, v in hits.items()}
 
 
-def dataset_rows(dataset: str, split_file: Path, limit: int, dets: dict) -> dict:
+def dataset_rows(dataset: str, split_file: Path, limit: int, dets: dict, part: str = "val") -> dict:
     split = read_split(split_file)
-    subset = stratified_subset(split["test"], limit, 0,
+    if part not in split:
+        raise SystemExit(f"{split_file}: no '{part}' split")
+    subset = stratified_subset(split[part], limit, 0,
                                key=lambda s: tuple(s.labels.get(t, -1) for t in STRATIFY[dataset]))
     items = []
     for s in subset:
@@ -110,7 +112,9 @@ def dataset_rows(dataset: str, split_file: Path, limit: int, dets: dict) -> dict
         images = [cond.apply(im, f, cond.middle, 0)[0] for im, f in items]
         rows[f"{cond.name} (s{cond.middle})"] = faces_found(dets, items, images)
         print(dataset, cond.name, rows[f"{cond.name} (s{cond.middle})"], flush=True)
-    return {"faces": len(items), "sampled": len(subset), "split_file": str(split_file.relative_to(ROOT)), "rows": rows}
+    return {"faces": len(items), "sampled": len(subset), "split": part,
+            "split_file": str(split_file.relative_to(ROOT) if split_file.is_relative_to(ROOT) else split_file),
+            "rows": rows}
 
 
 def scene_rows(scene_dir: Path, dets: dict, sheet: Path | None) -> dict:
@@ -166,7 +170,7 @@ def markdown(res: dict) -> str:
              "also reports (IoU >= 0.3).", ""]
     for ds, r in res["datasets"].items():
         cols = list(next(iter(r["rows"].values())))
-        lines += [f"## {ds}: {r['faces']} faces ({r['sampled']} sampled from `{r['split_file']}` val)", "",
+        lines += [f"## {ds}: {r['faces']} faces ({r['sampled']} sampled from `{r['split_file']}` {r.get('split', 'val')})", "",
                   "| condition | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
         for cond, row in r["rows"].items():
             lines.append(f"| {cond} | " + " | ".join(f"{row[c]:.1f}" for c in cols) + " |")
@@ -188,6 +192,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=600)
     ap.add_argument("--datasets", default="ferplus,utkface")
+    ap.add_argument("--split-dir", type=Path, default=ROOT / "cache/splits",
+                    help="folder of the split files that `salface splits DATASET` writes")
+    ap.add_argument("--split", default="val", help="which split's faces to sample (choose on val)")
     ap.add_argument("--scenes", type=Path, default=ROOT.parent / "shared/data/nus-saliency/stimuli")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/fallback")
     ap.add_argument("--sheet", action="store_true", help="write contact sheets of the boxes fallbacks add on scenes")
@@ -196,7 +203,7 @@ def main() -> None:
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(), "machine": machine(),
            "command": "python " + " ".join(sys.argv), "datasets": {}}
     for ds in a.datasets.split(","):
-        res["datasets"][ds] = dataset_rows(ds, ROOT / f"cache/splits/{ds}-val.jsonl", a.limit, dets)
+        res["datasets"][ds] = dataset_rows(ds, a.split_dir / f"{ds}.jsonl", a.limit, dets, a.split)
     if a.scenes.is_dir():
         res["scenes"] = scene_rows(a.scenes, dets, a.out.with_name(a.out.name + "_added") if a.sheet else None)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -312,6 +312,18 @@ PRESETS["expression-member"] = replace(
           "of the crops, a face part covered on 20 %, EMA 0.998; flip TTA at evaluation. Trained to be "
           "averaged with default-expression v4 (salface ensemble).")
 
+# Session 12: session 11's trial showed the member gaining where its augmentation pointed (face
+# parts) and losing on photo damage it never saw; session 9 had trained with both for only 8
+# epochs. This is the member's 20-epoch recipe with both: the photo-like damage as well, ±20°, a
+# face part covered on 30 % of the crops. A single network, so the runtime cost is v4's.
+PRESETS["expression-wild"] = replace(
+    PRESETS["expression-member"], name="expression-wild",
+    augment=replace(PRESETS["expression-member"].augment, rotate=20.0, scale=0.10, wild=True, parts=0.3),
+    notes="MobileNetV2 (ImageNet), 96 px gray FER+ crops, soft targets, AdamW lr 1e-3 + cosine, 20 "
+          "epochs, flip, ±20°, ±6 % shift, ±10 % zoom, photo-like damage (salface.augment), a scene "
+          "photo in the replicated padding of half of the crops, a face part covered on 30 %, EMA "
+          "0.998; flip TTA at evaluation.")
+
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
     "vegac": {AG: "vegac-age-gender", EX: "vegac-expression"},
