@@ -92,6 +92,24 @@ def register(app: typer.Typer) -> None:
         samples, _ = samples_from_split_file(split_file)
         typer.echo(json.dumps(write_soft_targets(cache, samples)))
 
+    @cache_app.command("distill")
+    def cache_distill(
+        cache: Path = typer.Argument(..., help="Source crop cache folder."),
+        teacher: Path = typer.Option(..., "--teacher", help="Teacher: a training run or `salface ensemble` folder."),
+        out: Path = typer.Option(..., "--out", help="New cache folder (links the source's files)."),
+        task: str = typer.Option(..., "--task", help="Task whose targets get the teacher's answers."),
+        weight: float = typer.Option(0.5, "--weight", help="Teacher's share of each train target."),
+        temperature: float = typer.Option(2.0, "--temperature", help="Softmax temperature of the teacher (> 1 softens)."),
+        tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Teacher's flip TTA (default: its preset's)."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+    ) -> None:
+        """A copy of a cache whose train targets mix in a teacher's answers (distillation)."""
+        from ..training.distill import distill_cache
+
+        r = distill_cache(cache, teacher, out, task=task, weight=weight, temperature=temperature,
+                          tta=tta, threads=threads, command=command_line())
+        typer.echo(json.dumps(r, indent=1))
+
     @cache_app.command("pack")
     def cache_pack(
         cache: Path = typer.Argument(..., help="Crop cache folder."),

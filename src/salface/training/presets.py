@@ -324,6 +324,19 @@ PRESETS["expression-wild"] = replace(
           "photo in the replicated padding of half of the crops, a face part covered on 30 %, EMA "
           "0.998; flip TTA at evaluation.")
 
+# Session 12, second try: the v4 + member ensemble (87.25 % on val) as a teacher. `salface cache
+# distill` mixes its answers on the clean train crops (T = 2, weight 0.5) into the FER+ vote
+# targets; v4 is fine-tuned on them with expression-wild's augmentation, so that one network at
+# v4's cost learns the ensemble's answers on damaged and partly covered faces.
+PRESETS["expression-distill"] = replace(
+    PRESETS["robust-expression-no-context"], name="expression-distill", ema_decay=0.998, tta_flip=True,
+    augment=PRESETS["expression-wild"].augment,
+    init="bundled:default-expression",
+    init_sha256="90e9b581a4af5761ccf315683154369b9fd15bfd091b2e4b60974845d00bcd17",
+    notes="default-expression v4 (shipped weights) fine-tuned 5 epochs at lr 3e-4 on a distilled cache "
+          "(salface cache distill: targets half FER+ votes, half the v4 + expression-member ensemble "
+          "at T = 2) with expression-wild's augmentation; EMA 0.998; flip TTA at evaluation.")
+
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
     "vegac": {AG: "vegac-age-gender", EX: "vegac-expression"},

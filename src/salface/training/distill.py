@@ -1,0 +1,100 @@
+"""Distillation targets: a teacher run's answers mixed into a crop cache's label distributions.
+
+:func:`distill_cache` writes a new cache folder that links every file of the source cache except
+``targets_<task>.npy``. On the **train** rows that file becomes ``(1 − weight) · own target +
+weight · teacher``, where the own target is the cache's label distribution (FER+ votes) or, where
+it has none, the one-hot hard label, and the teacher's distribution is its softmax at
+``temperature`` (> 1 softens it) on the clean crop, with flip TTA when the teacher's preset uses it.
+Val and test rows keep their own targets (they are only ever scored on the hard labels), so model
+selection and evaluation are unchanged. A preset with ``soft_targets`` trained on the new folder
+learns from the teacher, on whatever augmented copy of the crop it draws: a single network can so
+take in what an ensemble knows (``salface ensemble``) at one network's cost.
+
+The record ``distill.json`` names the teacher (run, weight files' SHA-256), the weight, the
+temperature and the source cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..labels import labels_for
+from ..hub import sha256_file
+from ..utils import atomic_write_json
+from .cache import CacheError, open_crop_cache
+
+
+def distill_cache(source: str | Path, teacher_run: str | Path, out: str | Path, *, task: str,
+                  weight: float = 0.5, temperature: float = 2.0, tta: bool | None = None,
+                  threads: int | None = None, command: str = "") -> dict[str, Any]:
+    """Write ``out``: ``source`` with the teacher's answers mixed into ``targets_<task>.npy`` on
+    the train rows (see the module docstring). Returns the record written to ``distill.json``."""
+    import torch
+
+    from .scoring import predict_arrays
+    from .train import load_run, soft_target_matrix
+
+    if not 0.0 < weight <= 1.0:
+        raise ValueError(f"weight must be in (0, 1], got {weight}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    src, dst, run = Path(source), Path(out), Path(teacher_run)
+    cc = open_crop_cache(src)
+    if task not in cc.tasks:
+        raise CacheError(f"cache {src} has no labels for task {task!r} (tasks: {cc.tasks})")
+    if dst.resolve() == src.resolve():
+        raise ValueError("the distilled cache must be a new folder, not the source")
+    model, config, preset = load_run(run, "best")
+    if task not in config.tasks:
+        raise ValueError(f"teacher {run} does not answer {task!r} (it answers {list(config.tasks)})")
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+    labels = cc.task_labels(task)
+    own = soft_target_matrix(cc, task, labels)
+    if own is None:  # no distributions: one-hot of the hard labels
+        own = np.zeros((len(cc), len(labels_for(task))), np.float32)
+        ok = labels >= 0
+        own[np.flatnonzero(ok), labels[ok]] = 1.0
+    tri = cc.indices("train")
+    if len(tri) == 0:
+        raise ValueError(f"cache {src} has no train rows")
+    maps = np.asarray(cc.saliency(config.saliency)[tri]) if config.saliency != "none" else None
+    use_tta = preset.tta_flip if tta is None else tta
+    logp = predict_arrays(model, config, np.asarray(cc.crops[tri]), maps, tta_flip=use_tta, log=True,
+                          progress=True)[task].astype(np.float64)
+    z = logp / temperature
+    teacher = np.exp(z - z.max(1, keepdims=True))
+    teacher /= teacher.sum(1, keepdims=True)
+
+    targets = own.copy()
+    targets[tri] = ((1.0 - weight) * own[tri] + weight * teacher).astype(np.float32)
+
+    dst.mkdir(parents=True, exist_ok=True)
+    name = f"targets_{task}.npy"
+    for f in sorted(src.iterdir()):
+        if f.name in (name, "distill.json") or not f.is_file():
+            continue
+        link = dst / f.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(f.resolve())
+    np.save(dst / f"targets_{task}.tmp.npy", targets)
+    os.replace(dst / f"targets_{task}.tmp.npy", dst / name)
+
+    state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}
+    agree = float((teacher.argmax(1) == labels[tri]).mean())
+    record = {
+        "source": str(src), "task": task, "weight": weight, "temperature": temperature,
+        "tta_flip": bool(use_tta), "train_rows": int(len(tri)),
+        "teacher": {"run": str(run), "preset": preset.name, "ensemble": state.get("ensemble"),
+                    "best_sha256": sha256_file(run / "best.safetensors")},
+        "teacher_agrees_with_hard_label_on_train": round(agree, 4),
+        "command": command,
+    }
+    atomic_write_json(dst / "distill.json", record)
+    return record
