@@ -336,6 +336,11 @@ PRESETS["expression-distill"] = replace(
     notes="default-expression v4 (shipped weights) fine-tuned 5 epochs at lr 3e-4 on a distilled cache "
           "(salface cache distill: targets half FER+ votes, half the v4 + expression-member ensemble "
           "at T = 2) with expression-wild's augmentation; EMA 0.998; flip TTA at evaluation.")
+PRESETS["expression-distill-clean"] = replace(
+    PRESETS["expression-distill"], name="expression-distill-clean",
+    augment=PRESETS["expression-member"].augment,
+    notes=PRESETS["expression-distill"].notes.replace("expression-wild's augmentation",
+                                                      "expression-member's augmentation (no photo damage)"))
 
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
