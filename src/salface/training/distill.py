@@ -5,6 +5,9 @@
 weight · teacher``, where the own target is the cache's label distribution (FER+ votes) or, where
 it has none, the one-hot hard label, and the teacher's distribution is its softmax at
 ``temperature`` (> 1 softens it) on the clean crop, with flip TTA when the teacher's preset uses it.
+A teacher whose config carries a calibration temperature (a shipped model's ``extra["temperature"]``)
+has it applied first, as :func:`salface.training.scoring.predict_arrays` always does; runs and
+ensembles made by ``salface train`` / ``salface ensemble`` carry none.
 Val and test rows keep their own targets (they are only ever scored on the hard labels), so model
 selection and evaluation are unchanged. A preset with ``soft_targets`` trained on the new folder
 learns from the teacher, on whatever augmented copy of the crop it draws: a single network can so
