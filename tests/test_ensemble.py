@@ -11,18 +11,18 @@ torch = pytest.importorskip("torch")
 
 from salface.models.backbones import build_classifier  # noqa: E402
 from salface.models.config import ClassifierConfig  # noqa: E402
-from salface.models.ensemble import ensemble_config  # noqa: E402
+from salface.models.ensemble import check_members, ensemble_config  # noqa: E402
 from salface.training.ensemble import ensemble_runs  # noqa: E402
 from salface.training.train import load_run  # noqa: E402
 
 HALF = (0.5, 0.5, 0.5)
 
 
-def _member(tmp_path, name, seed, size=32, mean=None, std=None, tasks=("age", "gender")):
+def _member(tmp_path, name, seed, size=32, mean=None, std=None, tasks=("age", "gender"), **cfg_kw):
     """A run folder holding a randomly initialised MobileNetV2 (no training needed for the maths)."""
     from safetensors.torch import save_file
 
-    kw = {} if mean is None else {"mean": mean, "std": std}
+    kw = dict(cfg_kw) if mean is None else {"mean": mean, "std": std, **cfg_kw}
     cfg = ClassifierConfig(name=name, backbone="mobilenet_v2", tasks=tasks, input_size=size,
                            saliency="none", **kw)
     torch.manual_seed(seed)
@@ -88,9 +88,14 @@ def test_ensemble_averages_log_softmax_with_each_members_normalisation(two_runs,
 
 def test_ensemble_refuses_members_on_another_crop(two_runs, tmp_path):
     (ra, _, ca), _ = two_runs
-    rc, _, cc = _member(tmp_path, "c", 2, size=48)
-    with pytest.raises(ValueError, match="input_size"):
+    rc, _, cc = _member(tmp_path, "c", 2, margin=0.5)
+    with pytest.raises(ValueError, match="margin"):
         ensemble_runs([ra, rc], tmp_path / "bad")
+    with pytest.raises(ValueError, match="more than the ensemble"):  # the crop is the largest member's
+        check_members(ClassifierConfig(name="e", backbone="ensemble", tasks=("age", "gender"),
+                                       input_size=32, saliency="none"),
+                      [ClassifierConfig(name="big", backbone="mobilenet_v2", tasks=("age", "gender"),
+                                        input_size=48, saliency="none")])
     nested = ensemble_runs([ra, two_runs[1][0]], tmp_path / "ens")
     with pytest.raises(ValueError, match="itself an ensemble"):
         ensemble_runs([ra, nested], tmp_path / "bad3")
@@ -107,7 +112,37 @@ def test_ensemble_refuses_members_on_another_crop(two_runs, tmp_path):
     assert cfg.tasks == ("age",)
 
 
-def test_an_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
+def test_members_at_different_input_sizes_share_the_largest_crop(two_runs, tmp_path):
+    """A 48-px member and a 32-px one: the ensemble takes 48-px crops, and the 32-px member sees
+    them resized (bilinear, antialiased), whichever comes first; the recorded cache is the 48-px run's."""
+    import torch.nn.functional as F
+
+    (ra, na, ca), _ = two_runs
+    rc, nc, cc = _member(tmp_path, "c", 2, size=48)
+    d = json.loads((rc / "config.json").read_text())
+    (rc / "config.json").write_text(json.dumps({**d, "cache": "cache-48"}))
+    img = np.random.default_rng(3).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)
+    x = _normalised(img, ca.mean, ca.std)
+    with torch.no_grad():
+        small = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+        la, lc = na(small), nc(x)
+    for order in ([ra, rc], [rc, ra]):
+        out = ensemble_runs(order, tmp_path / f"mixed-{order[0].name}")
+        model, cfg, _ = load_run(out)
+        assert cfg.input_size == 48
+        assert json.loads((out / "config.json").read_text())["cache"] == "cache-48"
+        with torch.no_grad():
+            got = model(x)
+        for t in ("age", "gender"):
+            want = (torch.log_softmax(la[t], 1) + torch.log_softmax(lc[t], 1)) / 2
+            torch.testing.assert_close(got[t], want, rtol=1e-4, atol=1e-4)
+            # not the 32-px member's answer on a crop cut from the middle instead of resized
+            wrong = (torch.log_softmax(na(x[:, :, 8:40, 8:40])[t], 1) + torch.log_softmax(lc[t], 1)) / 2
+            assert not torch.allclose(got[t], wrong, atol=1e-4)
+
+
+def _shipped_onnx(run, name, tmp_path, monkeypatch):
+    """``run`` shipped into a scratch bundle as ``name`` and loaded on ONNX Runtime."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     import shutil
@@ -116,18 +151,21 @@ def test_an_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
     from salface.evaluation.ship import ship_run
     from salface.hub import bundled_dir
 
-    (ra, na, ca), (rb, nb, _) = two_runs
-    out = ensemble_runs([ra, rb], tmp_path / "ens")
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     shutil.copy(bundled_dir() / "manifest.json", bundle / "manifest.json")
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(bundle))
-    report = tmp_path / "ens_val.json"
+    report = tmp_path / f"{name}_val.json"
     report.write_text(json.dumps({"results": {t: {"accuracy": 0.5, "n": 10, "per_class_accuracy": {}}
                                               for t in ("age", "gender")},
                                   "extra": {"split": "val"}, "commit": "x"}))
-    ship_run(out, name="toy-ens", report=report, data="toy", license="none")
-    clf = load_classifier("toy-ens", backend="onnx")
+    ship_run(run, name=name, report=report, data="toy", license="none")
+    return load_classifier(name, backend="onnx")
+
+
+def test_an_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
+    (ra, na, ca), (rb, nb, _) = two_runs
+    clf = _shipped_onnx(ensemble_runs([ra, rb], tmp_path / "ens"), "toy-ens", tmp_path, monkeypatch)
     img = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     probs = clf.predict(img, None)
     with torch.no_grad():
@@ -135,6 +173,22 @@ def test_an_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
     for t in ("age", "gender"):
         want = torch.softmax((torch.log_softmax(la[t], 1) + torch.log_softmax(lb[t], 1)) / 2, 1).numpy()
         np.testing.assert_allclose(probs[t], want, atol=1e-4)
+
+
+def test_a_mixed_size_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
+    """The resize inside the graph survives the ONNX export: ONNX Runtime answers as torch does."""
+    (ra, _, ca), _ = two_runs
+    rc, _, _ = _member(tmp_path, "c", 2, size=48)
+    out = ensemble_runs([ra, rc], tmp_path / "mixed")
+    model, cfg, _ = load_run(out)
+    clf = _shipped_onnx(out, "toy-mixed", tmp_path, monkeypatch)
+    assert clf.config.input_size == 48
+    img = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 3), dtype=np.uint8)
+    probs = clf.predict(img, None)
+    with torch.no_grad():
+        logits = model(_normalised(img, ca.mean, ca.std))
+    for t in ("age", "gender"):
+        np.testing.assert_allclose(probs[t], torch.softmax(logits[t], 1).numpy(), atol=1e-4)
 
 
 def test_an_ensembles_cam_is_its_members_maps_averaged(two_runs, tmp_path):

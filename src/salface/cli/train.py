@@ -198,7 +198,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ensemble")
     def ensemble_cmd(
-        runs: list[Path] = typer.Argument(..., help="Two or more training runs on the same crop (first: whose input normalisation the ensemble takes)."),
+        runs: list[Path] = typer.Argument(..., help="Two or more training runs on the same crop (first: whose input normalisation the ensemble takes; a run at a smaller input size gets the crop resized)."),
         out: Path = typer.Option(..., "--out", help="Run folder for the ensemble."),
         tasks: str = typer.Option("", "--tasks", help="Comma-separated tasks (default: all that every run answers)."),
         weights: str = typer.Option("", "--weights", help="Comma-separated member weights (default: equal)."),

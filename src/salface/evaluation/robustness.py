@@ -1198,9 +1198,9 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     if split not in splits:
         raise ValueError(f"{split_file}: no {split} split")
     all_paths = [s.path for ss in splits.values() for s in ss]
-    test = rebase_paths(splits[split], all_paths, data)
+    pool = rebase_paths(splits[split], all_paths, data)  # the requested split's faces
     strat = spec["stratify"]
-    subset = stratified_subset(test, limit, seed, key=lambda s: tuple(s.labels.get(t, -1) for t in strat))
+    subset = stratified_subset(pool, limit, seed, key=lambda s: tuple(s.labels.get(t, -1) for t in strat))
     tasks = spec["tasks"]
     det_opts = {"model_path": str(detector_model)} if detector_model else None
     from ..detect import get_detector
@@ -1225,9 +1225,9 @@ def benchmark(dataset: str, *, split_file: str | os.PathLike, data: str | os.Pat
     result = runner.run(subset, conds)
     meta = {"dataset": dataset, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "commit": git_commit(), "machine": machine(), "command": command, "backend": backend, "seed": seed,
-            "split_file": str(split_file), "subset_size": len(subset), "test_size": len(test),
+            "split_file": str(split_file), "subset_size": len(subset), "test_size": len(pool),
             "split": split,
-            "data_description": f"{len(subset)} of the {len(test)} {split} faces of `salface splits {dataset}` "
+            "data_description": f"{len(subset)} of the {len(pool)} {split} faces of `salface splits {dataset}` "
                                 f"(seeded, stratified on {' × '.join(strat)})",
             "models": models, "source_frame": source_frame, "detector": analyzer.detector.name,
             "wall_seconds": round(time.perf_counter() - t0, 1), "work_dir": str(work)}

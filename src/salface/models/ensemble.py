@@ -2,11 +2,14 @@
 
 Networks of different families make different mistakes, so the average of their answers is
 usually better than either (issue 12, session 8: an ImageNet MobileNetV2 and a face-pretrained
-EdgeFace-XS on the same crop). The members must share the crop (``input_size``, ``color``,
-``crop_mode``, ``margin``, ``align``) and the saliency reweighting (``saliency``, ``ratio``), so
-at run time the crop and the ML-Net map are computed once and only the networks add up. Each
-member may expect its own input normalisation: the ensemble takes inputs normalised as its first
-member expects (its config's ``mean``/``std``) and converts them for the others inside the graph.
+EdgeFace-XS on the same crop). The members must share the crop (``color``, ``crop_mode``,
+``margin``, ``align``) and the saliency reweighting (``saliency``, ``ratio``), so at run time the
+crop and the ML-Net map are computed once and only the networks add up. Each member may expect
+its own input normalisation: the ensemble takes inputs normalised as its first member expects
+(its config's ``mean``/``std``) and converts them for the others inside the graph. Members may
+also differ in ``input_size``: the ensemble's crop is the largest member's, and a member that
+wants fewer pixels gets the reweighted crop resized inside the graph (bilinear with antialiasing,
+an ONNX ``Resize``), so a 128-px network and a 96-px one still share one crop and one map.
 
 The answer of each task is the mean of the members' log-softmax (a geometric mean of their
 probabilities, renormalised by the softmax that follows), optionally weighted; the ensemble's own
@@ -24,12 +27,14 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ClassifierConfig
 
-SHARED_FIELDS = ("input_size", "color", "crop_mode", "margin", "align", "saliency", "ratio")
-"""Config fields every member must share with the ensemble (the crop and its reweighting)."""
+SHARED_FIELDS = ("color", "crop_mode", "margin", "align", "saliency", "ratio")
+"""Config fields every member must share with the ensemble (the crop and its reweighting); a
+member's ``input_size`` may be smaller than the ensemble's (its input is resized in the graph)."""
 
 
 class Ensemble(nn.Module):
@@ -38,7 +43,8 @@ class Ensemble(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module], tasks: Sequence[str],
                  norms: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                 weights: Sequence[float] | None = None) -> None:
+                 weights: Sequence[float] | None = None,
+                 sizes: Sequence[int | None] | None = None) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -48,6 +54,10 @@ class Ensemble(nn.Module):
         if len(w) != len(members) or (w <= 0).any():
             raise ValueError(f"member weights must be {len(members)} positive numbers, got {list(w.tolist())}")
         self.register_buffer("member_weights", w / w.sum(), persistent=False)
+        # None: the member takes the ensemble's crop as it is; an int: resized to that many pixels
+        self._sizes = tuple(sizes) if sizes is not None else (None,) * len(members)
+        if len(self._sizes) != len(members):
+            raise ValueError(f"{len(self._sizes)} input sizes for {len(members)} members")
         # x_k = x * scale_k + shift_k turns the ensemble's normalised input into member k's.
         for i, (scale, shift) in enumerate(norms):
             self.register_buffer(f"scale{i}", scale.view(1, 3, 1, 1).float(), persistent=False)
@@ -67,8 +77,14 @@ class Ensemble(nn.Module):
         """``(member, its input, its weight as a 0-d tensor)`` for the ensemble's input ``x``: what
         ``forward`` and an ensemble's class activation maps (``salface.explain``,
         ``salface.serve.cams``) combine. No Python numbers here: the ONNX export traces it."""
-        return [(m, x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}"), self.member_weights[i])
-                for i, m in enumerate(self.members)]
+        out = []
+        for i, m in enumerate(self.members):
+            xi = x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}")
+            if self._sizes[i] is not None:
+                xi = F.interpolate(xi, size=(self._sizes[i], self._sizes[i]), mode="bilinear",
+                                   align_corners=False, antialias=True)
+            out.append((m, xi, self.member_weights[i]))
+        return out
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -97,6 +113,9 @@ def check_members(config: ClassifierConfig, members: Sequence[ClassifierConfig])
             if getattr(m, f) != getattr(config, f):
                 raise ValueError(f"member {m.name!r} has {f} = {getattr(m, f)!r}, the ensemble "
                                  f"{getattr(config, f)!r}: members must share the crop and its reweighting")
+        if m.input_size > config.input_size:
+            raise ValueError(f"member {m.name!r} wants {m.input_size} px, more than the ensemble's "
+                             f"{config.input_size} px crop: the ensemble's crop must be its largest member's")
         missing = [t for t in config.tasks if t not in m.tasks]
         if missing:
             raise ValueError(f"member {m.name!r} does not answer {missing}")
@@ -113,20 +132,22 @@ def build_ensemble(config: ClassifierConfig, pretrained: bool = False) -> Ensemb
     for m in members:
         mean, std = torch.tensor(m.mean), torch.tensor(m.std)
         norms.append((std0 / std, (mean0 - mean) / std))
+    sizes = [None if m.input_size == config.input_size else m.input_size for m in members]
     return Ensemble([build_classifier(m, pretrained=pretrained) for m in members], config.tasks,
-                    norms, config.extra.get("member_weights"))
+                    norms, config.extra.get("member_weights"), sizes)
 
 
 def ensemble_config(name: str, members: Sequence[ClassifierConfig], tasks: Sequence[str] | None = None,
                     weights: Sequence[float] | None = None, extra: dict[str, Any] | None = None
                     ) -> ClassifierConfig:
-    """An ensemble's config: the first member's crop, reweighting and normalisation, the tasks
-    all members answer (or ``tasks``), the members' configs in ``extra["members"]``."""
+    """An ensemble's config: the first member's crop, reweighting and normalisation at the
+    largest member's input size, the tasks all members answer (or ``tasks``), the members'
+    configs in ``extra["members"]``."""
     first = members[0]
     common = [t for t in first.tasks if all(t in m.tasks for m in members)]
     tasks = tuple(tasks) if tasks else tuple(common)
     d = {k: v for k, v in first.to_dict().items() if k != "labels"}
-    d.update(name=name, backbone="ensemble", tasks=list(tasks),
+    d.update(name=name, backbone="ensemble", tasks=list(tasks), input_size=max(m.input_size for m in members),
              extra={**(extra or {}), "members": [m.to_dict() for m in members]})
     if weights is not None:
         d["extra"]["member_weights"] = [float(w) for w in weights]

@@ -2,7 +2,8 @@
 
 :func:`ensemble_runs` writes ``best.safetensors`` (each member's best weights under
 ``members.<i>.``), ``config.json`` (the ensemble's classifier config with the members' configs,
-the first run's preset and cache) and ``state.json``, so ``salface evaluate``, ``robustness``
+the first run's preset, the cache of the first run at the ensemble's input size) and
+``state.json``, so ``salface evaluate``, ``robustness``
 scratch bundles and ``ship`` treat the ensemble like any run. Member weights, like any setting,
 are chosen on val.
 """
@@ -16,7 +17,8 @@ from typing import Sequence
 
 def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path, *, tasks: Sequence[str] | None = None,
                   weights: Sequence[float] | None = None) -> Path:
-    """Combine the best weights of ``runs`` (networks on the same crop) into run folder ``out_dir``."""
+    """Combine the best weights of ``runs`` (networks on the same crop, possibly at different input
+    sizes) into run folder ``out_dir``."""
     from safetensors.numpy import load_file, save_file
 
     from ..hub import sha256_file
@@ -48,8 +50,10 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path, *, tasks: Seq
     save_file(tensors, str(out / "best.safetensors"))
     preset = {**first["preset"], "name": "ensemble", "backbone": "ensemble", "tasks": list(config.tasks),
               "notes": "ensemble of " + ", ".join(f"{m['run']} ({m['backbone']})" for m in members)}
+    # the crop cache the ensemble is evaluated on: the first run's at the ensemble's input size
+    cache = next(c.get("cache") for c, cfg in cfgs if cfg.input_size == config.input_size)
     atomic_write_json(out / "config.json", {"preset": preset, "classifier": config.to_dict(),
-                                            "cache": first.get("cache"),
+                                            "cache": cache,
                                             "ensemble": {"members": members, "weights": list(weights or [])}})
     atomic_write_json(out / "state.json", {"ensemble": [m["run"] for m in members], "finished": True})
     return out

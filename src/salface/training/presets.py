@@ -281,6 +281,11 @@ PRESETS["edge-age-gender-long"] = replace(
 PRESETS["edge-age-gender-long-xxs"] = replace(
     PRESETS["edge-age-gender-long"], name="edge-age-gender-long-xxs", backbone="edgeface_xxs",
     notes="edge-age-gender-long with EdgeFace-XXS.")
+# Session 13: issue 12 lists input sizes 96-160 px; every margin-crop age/gender network so far
+# was 96 px, while UTKFace's chips hold a face of ~130 px. The one-stage EdgeFace recipe at 128 px.
+PRESETS["edge-age-gender-128"] = replace(
+    PRESETS["edge-age-gender-long"], name="edge-age-gender-128", input_size=128,
+    notes="edge-age-gender-long on 128-px 30 % margin crops (cache made with --size 128).")
 PRESETS["robust-expression-long"] = replace(
     PRESETS["default-expression"], name="robust-expression-long", epochs=8, ema_decay=0.998,
     tta_flip=True, augment=Augment(flip=True, rotate=20.0, shift=0.06, scale=0.10, wild=True, parts=0.3),
