@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from salface.models.backbones import build_classifier  # noqa: E402
 from salface.models.config import ClassifierConfig  # noqa: E402
-from salface.models.ensemble import check_members, ensemble_config  # noqa: E402
+from salface.models.ensemble import ensemble_config  # noqa: E402
 from salface.training.ensemble import ensemble_runs  # noqa: E402
 from salface.training.train import load_run  # noqa: E402
 
@@ -91,11 +91,6 @@ def test_ensemble_refuses_members_on_another_crop(two_runs, tmp_path):
     rc, _, cc = _member(tmp_path, "c", 2, margin=0.5)
     with pytest.raises(ValueError, match="margin"):
         ensemble_runs([ra, rc], tmp_path / "bad")
-    with pytest.raises(ValueError, match="more than the ensemble"):  # the crop is the largest member's
-        check_members(ClassifierConfig(name="e", backbone="ensemble", tasks=("age", "gender"),
-                                       input_size=32, saliency="none"),
-                      [ClassifierConfig(name="big", backbone="mobilenet_v2", tasks=("age", "gender"),
-                                        input_size=48, saliency="none")])
     nested = ensemble_runs([ra, two_runs[1][0]], tmp_path / "ens")
     with pytest.raises(ValueError, match="itself an ensemble"):
         ensemble_runs([ra, nested], tmp_path / "bad3")
@@ -114,7 +109,8 @@ def test_ensemble_refuses_members_on_another_crop(two_runs, tmp_path):
 
 def test_members_at_different_input_sizes_share_the_largest_crop(two_runs, tmp_path):
     """A 48-px member and a 32-px one: the ensemble takes 48-px crops, and the 32-px member sees
-    them resized (bilinear, antialiased), whichever comes first; the recorded cache is the 48-px run's."""
+    them resized (bilinear, antialiased), whichever comes first; the recorded cache is the 48-px
+    run's. Asked for 32-px crops, the 48-px member sees them enlarged."""
     import torch.nn.functional as F
 
     (ra, na, ca), _ = two_runs
@@ -139,6 +135,18 @@ def test_members_at_different_input_sizes_share_the_largest_crop(two_runs, tmp_p
             # not the 32-px member's answer on a crop cut from the middle instead of resized
             wrong = (torch.log_softmax(na(x[:, :, 8:40, 8:40])[t], 1) + torch.log_softmax(lc[t], 1)) / 2
             assert not torch.allclose(got[t], wrong, atol=1e-4)
+    # asked for the smaller crop instead (--input-size), the 48-px member gets it enlarged
+    out = ensemble_runs([ra, rc], tmp_path / "mixed-32", input_size=32)
+    model, cfg, _ = load_run(out)
+    assert cfg.input_size == 32
+    assert json.loads((out / "config.json").read_text())["cache"] == "nowhere"
+    x32 = _normalised(img[:, ::3, ::3][:, :32, :32].copy(), ca.mean, ca.std)
+    with torch.no_grad():
+        got = model(x32)
+        big = F.interpolate(x32, size=(48, 48), mode="bilinear", align_corners=False)
+        for t in ("age", "gender"):
+            want = (torch.log_softmax(na(x32)[t], 1) + torch.log_softmax(nc(big)[t], 1)) / 2
+            torch.testing.assert_close(got[t], want, rtol=1e-4, atol=1e-4)
 
 
 def _shipped_onnx(run, name, tmp_path, monkeypatch):

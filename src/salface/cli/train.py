@@ -198,17 +198,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ensemble")
     def ensemble_cmd(
-        runs: list[Path] = typer.Argument(..., help="Two or more training runs on the same crop (first: whose input normalisation the ensemble takes; a run at a smaller input size gets the crop resized)."),
+        runs: list[Path] = typer.Argument(..., help="Two or more training runs on the same crop (first: whose input normalisation the ensemble takes; a run at another input size gets the crop resized)."),
         out: Path = typer.Option(..., "--out", help="Run folder for the ensemble."),
         tasks: str = typer.Option("", "--tasks", help="Comma-separated tasks (default: all that every run answers)."),
         weights: str = typer.Option("", "--weights", help="Comma-separated member weights (default: equal)."),
+        input_size: int = typer.Option(0, "--input-size", help="The ensemble's crop in pixels (default: the largest member's); members at another size get it resized in the graph."),
     ) -> None:
         """Average several runs' answers (mean log-softmax) as one network: a run folder that evaluate and ship take."""
         from ..training.ensemble import ensemble_runs
 
         try:
             w = [float(x) for x in weights.split(",")] if weights else None
-            p = ensemble_runs(runs, out, tasks=[t for t in tasks.split(",") if t] or None, weights=w)
+            p = ensemble_runs(runs, out, tasks=[t for t in tasks.split(",") if t] or None, weights=w,
+                              input_size=input_size or None)
         except (ValueError, FileNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)

@@ -7,9 +7,10 @@ EdgeFace-XS on the same crop). The members must share the crop (``color``, ``cro
 crop and the ML-Net map are computed once and only the networks add up. Each member may expect
 its own input normalisation: the ensemble takes inputs normalised as its first member expects
 (its config's ``mean``/``std``) and converts them for the others inside the graph. Members may
-also differ in ``input_size``: the ensemble's crop is the largest member's, and a member that
-wants fewer pixels gets the reweighted crop resized inside the graph (bilinear with antialiasing,
-an ONNX ``Resize``), so a 128-px network and a 96-px one still share one crop and one map.
+also differ in ``input_size``: the ensemble's crop is the largest member's unless another size is
+asked for, and a member that wants another size gets the reweighted crop resized inside the graph
+(bilinear, antialiased when shrinking; an ONNX ``Resize``), so a 128-px network and a 96-px one
+still share one crop and one map.
 
 The answer of each task is the mean of the members' log-softmax (a geometric mean of their
 probabilities, renormalised by the softmax that follows), optionally weighted; the ensemble's own
@@ -34,7 +35,7 @@ from .config import ClassifierConfig
 
 SHARED_FIELDS = ("color", "crop_mode", "margin", "align", "saliency", "ratio")
 """Config fields every member must share with the ensemble (the crop and its reweighting); a
-member's ``input_size`` may be smaller than the ensemble's (its input is resized in the graph)."""
+member's ``input_size`` may differ from the ensemble's (its input is resized in the graph)."""
 
 
 class Ensemble(nn.Module):
@@ -80,9 +81,9 @@ class Ensemble(nn.Module):
         out = []
         for i, m in enumerate(self.members):
             xi = x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}")
-            if self._sizes[i] is not None:
+            if self._sizes[i] is not None:  # antialiasing matters when shrinking only
                 xi = F.interpolate(xi, size=(self._sizes[i], self._sizes[i]), mode="bilinear",
-                                   align_corners=False, antialias=True)
+                                   align_corners=False, antialias=self._sizes[i] < x.shape[-1])
             out.append((m, xi, self.member_weights[i]))
         return out
 
@@ -113,9 +114,6 @@ def check_members(config: ClassifierConfig, members: Sequence[ClassifierConfig])
             if getattr(m, f) != getattr(config, f):
                 raise ValueError(f"member {m.name!r} has {f} = {getattr(m, f)!r}, the ensemble "
                                  f"{getattr(config, f)!r}: members must share the crop and its reweighting")
-        if m.input_size > config.input_size:
-            raise ValueError(f"member {m.name!r} wants {m.input_size} px, more than the ensemble's "
-                             f"{config.input_size} px crop: the ensemble's crop must be its largest member's")
         missing = [t for t in config.tasks if t not in m.tasks]
         if missing:
             raise ValueError(f"member {m.name!r} does not answer {missing}")
@@ -138,16 +136,16 @@ def build_ensemble(config: ClassifierConfig, pretrained: bool = False) -> Ensemb
 
 
 def ensemble_config(name: str, members: Sequence[ClassifierConfig], tasks: Sequence[str] | None = None,
-                    weights: Sequence[float] | None = None, extra: dict[str, Any] | None = None
-                    ) -> ClassifierConfig:
+                    weights: Sequence[float] | None = None, extra: dict[str, Any] | None = None,
+                    input_size: int | None = None) -> ClassifierConfig:
     """An ensemble's config: the first member's crop, reweighting and normalisation at the
-    largest member's input size, the tasks all members answer (or ``tasks``), the members'
-    configs in ``extra["members"]``."""
+    largest member's input size (or ``input_size``), the tasks all members answer (or
+    ``tasks``), the members' configs in ``extra["members"]``."""
     first = members[0]
     common = [t for t in first.tasks if all(t in m.tasks for m in members)]
     tasks = tuple(tasks) if tasks else tuple(common)
     d = {k: v for k, v in first.to_dict().items() if k != "labels"}
-    d.update(name=name, backbone="ensemble", tasks=list(tasks), input_size=max(m.input_size for m in members),
+    d.update(name=name, backbone="ensemble", tasks=list(tasks), input_size=int(input_size or max(m.input_size for m in members)),
              extra={**(extra or {}), "members": [m.to_dict() for m in members]})
     if weights is not None:
         d["extra"]["member_weights"] = [float(w) for w in weights]

@@ -16,9 +16,10 @@ from typing import Sequence
 
 
 def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path, *, tasks: Sequence[str] | None = None,
-                  weights: Sequence[float] | None = None) -> Path:
+                  weights: Sequence[float] | None = None, input_size: int | None = None) -> Path:
     """Combine the best weights of ``runs`` (networks on the same crop, possibly at different input
-    sizes) into run folder ``out_dir``."""
+    sizes; the ensemble's crop is the largest member's, or ``input_size``) into run folder
+    ``out_dir``."""
     from safetensors.numpy import load_file, save_file
 
     from ..hub import sha256_file
@@ -45,13 +46,15 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path, *, tasks: Seq
     first, first_cfg = cfgs[0]
     out = Path(out_dir)
     config = ensemble_config(out.name, [c for _, c in cfgs], tasks, weights,
-                             extra={"tta_flip": bool(first_cfg.extra.get("tta_flip", False))})
+                             extra={"tta_flip": bool(first_cfg.extra.get("tta_flip", False))},
+                             input_size=input_size)
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / "best.safetensors"))
     preset = {**first["preset"], "name": "ensemble", "backbone": "ensemble", "tasks": list(config.tasks),
               "notes": "ensemble of " + ", ".join(f"{m['run']} ({m['backbone']})" for m in members)}
     # the crop cache the ensemble is evaluated on: the first run's at the ensemble's input size
-    cache = next(c.get("cache") for c, cfg in cfgs if cfg.input_size == config.input_size)
+    # (none at another size: `salface evaluate --cache` names one)
+    cache = next((c.get("cache") for c, cfg in cfgs if cfg.input_size == config.input_size), None)
     atomic_write_json(out / "config.json", {"preset": preset, "classifier": config.to_dict(),
                                             "cache": cache,
                                             "ensemble": {"members": members, "weights": list(weights or [])}})
