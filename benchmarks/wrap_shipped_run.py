@@ -8,8 +8,9 @@ interpolate it with a model fine-tuned from it.
 The folder holds the bundled weights (checksum-verified; ``--weights`` takes an older copy, e.g. v3
 of the expression model from git history:
 ``git show 8933410:src/salface/bundled/default-expression.safetensors > /tmp/v3.safetensors``), a ``config.json`` built for the cache
-and preset like a training run's (for a shipped ensemble, e.g. ``age-gender-ensemble``, its own
-shipped config: ``--preset`` then only names the recipe family) (plus a ``note`` saying what it is), and a ``state.json``. Used for
+and preset like a training run's, plus a ``note`` saying what it is (a shipped ensemble, e.g.
+``age-gender-ensemble``, keeps its own shipped config; ``--preset`` then only names the recipe
+family), and a ``state.json``. Used for
 issue 12's session-6 comparisons (``docs/benchmarks/robust/``). ``--member K`` wraps one member of
 a shipped ensemble (session 13: the MobileNetV2 of ``age-gender-ensemble``, to pair it with a new
 network):

@@ -145,7 +145,8 @@ def ensemble_config(name: str, members: Sequence[ClassifierConfig], tasks: Seque
     common = [t for t in first.tasks if all(t in m.tasks for m in members)]
     tasks = tuple(tasks) if tasks else tuple(common)
     d = {k: v for k, v in first.to_dict().items() if k != "labels"}
-    d.update(name=name, backbone="ensemble", tasks=list(tasks), input_size=int(input_size or max(m.input_size for m in members)),
+    size = int(input_size or max(m.input_size for m in members))
+    d.update(name=name, backbone="ensemble", tasks=list(tasks), input_size=size,
              extra={**(extra or {}), "members": [m.to_dict() for m in members]})
     if weights is not None:
         d["extra"]["member_weights"] = [float(w) for w in weights]
