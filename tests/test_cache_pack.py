@@ -5,39 +5,15 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
-from salface.training.cache import (CacheError, build_crop_cache, open_crop_cache, pack_cache, unpack_cache,
-                           write_soft_targets)
-from salface.data.base import Sample
-
-
-def _smooth_image(i: int, size: int = 40) -> np.ndarray:
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    r = 127 + 100 * np.sin(x / (3 + i) + i) * np.cos(y / (4 + i))
-    g = 127 + 90 * np.cos(x / 5 + y / (6 + i))
-    b = np.full_like(r, 30 * i % 255)
-    return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
-
-
-def _cache(tmp_path, color: str = "rgb", n: int = 8):
-    samples, splits = [], []
-    for i in range(n):
-        p = tmp_path / f"img{i}.png"
-        cv2.imwrite(str(p), _smooth_image(i)[..., ::-1])
-        samples.append(Sample(str(p), {"gender": i % 2},
-                              meta={"soft": {"gender": [0.25, 0.75] if i % 2 else [1.0, 0.0]}}))
-        splits.append(("train", "train", "train", "train", "val", "val", "test", "test")[i])
-    cc = build_crop_cache(samples, tmp_path / f"cache-{color}", size=32, detector="none", color=color,
-                          splits=splits, progress=False)
-    write_soft_targets(cc.root, samples)
-    return open_crop_cache(cc.root)
+from salface.training.cache import CacheError, pack_cache, unpack_cache
+from toys import toy_cache
 
 
 def test_png_pack_round_trip_is_bit_identical(tmp_path):
-    src = _cache(tmp_path)
+    src = toy_cache(tmp_path)
     info = pack_cache(src, tmp_path / "p.npz", codec="png", progress=False)
     assert info["samples"] == 8 and info["channels"] == 3
     out = unpack_cache(tmp_path / "p.npz", tmp_path / "out", progress=False)
@@ -53,7 +29,7 @@ def test_png_pack_round_trip_is_bit_identical(tmp_path):
 
 
 def test_subset_and_lossy_pack_is_another_cache(tmp_path):
-    src = _cache(tmp_path)
+    src = toy_cache(tmp_path)
     idx = np.array([6, 1, 4])
     info = pack_cache(src, tmp_path / "j.npz", index=idx, codec="jpeg", quality=90, progress=False)
     out = unpack_cache(tmp_path / "j.npz", tmp_path / "j", progress=False)
@@ -70,7 +46,7 @@ def test_subset_and_lossy_pack_is_another_cache(tmp_path):
 
 
 def test_gray_cache_packs_one_channel_and_unpacks_three(tmp_path):
-    src = _cache(tmp_path, color="gray")
+    src = toy_cache(tmp_path, color="gray")
     info = pack_cache(src, tmp_path / "g.npz", codec="png", progress=False)
     assert info["channels"] == 1
     out = unpack_cache(tmp_path / "g.npz", tmp_path / "g", progress=False)
@@ -78,7 +54,7 @@ def test_gray_cache_packs_one_channel_and_unpacks_three(tmp_path):
 
 
 def test_unpack_reuses_a_finished_folder_and_checks_pixels(tmp_path):
-    src = _cache(tmp_path)
+    src = toy_cache(tmp_path)
     pack_cache(src, tmp_path / "p.npz", codec="png", progress=False)
     out = unpack_cache(tmp_path / "p.npz", tmp_path / "out", progress=False)
     stamp = out.meta["created"]
@@ -95,11 +71,11 @@ def test_unpack_reuses_a_finished_folder_and_checks_pixels(tmp_path):
 
 
 def test_unpacking_over_another_cache_leaves_nothing_of_it(tmp_path):
-    src = _cache(tmp_path)
+    src = toy_cache(tmp_path)
     pack_cache(src, tmp_path / "with.npz", codec="png", progress=False)
     unpack_cache(tmp_path / "with.npz", tmp_path / "out", progress=False)
     (tmp_path / "out" / "saliency_x.npy").write_bytes(b"old")
-    gray = _cache(tmp_path, color="gray")
+    gray = toy_cache(tmp_path, color="gray")
     (gray.root / "targets_gender.npy").unlink()                 # this one has no label distributions
     pack_cache(gray, tmp_path / "without.npz", codec="png", progress=False)
     out = unpack_cache(tmp_path / "without.npz", tmp_path / "out", progress=False)
@@ -113,7 +89,7 @@ def test_damaged_pack_names_the_file(tmp_path):
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CacheError, match="broken.npz"):
         unpack_cache(bad, tmp_path / "x", progress=False)
-    src = _cache(tmp_path)
+    src = toy_cache(tmp_path)
     with pytest.raises(ValueError, match="out of range"):
         pack_cache(src, tmp_path / "p.npz", index=np.array([99]), progress=False)
     with pytest.raises(ValueError, match="codec"):

@@ -14,8 +14,7 @@ from salface.training.cache import open_crop_cache  # noqa: E402
 from salface.training.distill import distill_cache  # noqa: E402
 from salface.training.scoring import predict_arrays  # noqa: E402
 from salface.training.train import load_run  # noqa: E402
-from test_cache_pack import _cache  # noqa: E402
-from test_ensemble import _member  # noqa: E402
+from toys import member_run, toy_cache  # noqa: E402
 
 
 @pytest.fixture
@@ -24,12 +23,12 @@ def teacher(tmp_path, monkeypatch):
 
     monkeypatch.setattr(presets.Preset, "from_dict", classmethod(
         lambda cls, d: presets.Preset(name=d["name"], backbone=d["backbone"], tasks=tuple(d["tasks"]))))
-    run, _, _ = _member(tmp_path, "teacher", 0, size=32, tasks=("gender",))
+    run, _, _ = member_run(tmp_path, "teacher", 0, size=32, tasks=("gender",))
     return run
 
 
 def test_train_targets_mix_teacher_and_votes_and_nothing_else_changes(tmp_path, teacher):
-    src = _cache(tmp_path)
+    src = toy_cache(tmp_path)
     before = np.array(src.soft_targets("gender"))
     rec = distill_cache(src.root, teacher, tmp_path / "kd", task="gender", weight=0.25, temperature=2.0,
                         threads=1)
@@ -53,7 +52,7 @@ def test_train_targets_mix_teacher_and_votes_and_nothing_else_changes(tmp_path, 
 
 
 def test_bad_requests_are_refused(tmp_path, teacher):
-    src = _cache(tmp_path)
+    src = toy_cache(tmp_path)
     with pytest.raises(ValueError, match="weight"):
         distill_cache(src.root, teacher, tmp_path / "kd", task="gender", weight=0.0)
     with pytest.raises(ValueError, match="new folder"):

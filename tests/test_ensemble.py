@@ -9,47 +9,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from salface.models.backbones import build_classifier  # noqa: E402
 from salface.models.config import ClassifierConfig  # noqa: E402
 from salface.models.ensemble import ensemble_config  # noqa: E402
 from salface.training.ensemble import ensemble_runs  # noqa: E402
 from salface.training.train import load_run  # noqa: E402
+from toys import member_run, normalised  # noqa: E402
 
 HALF = (0.5, 0.5, 0.5)
-
-
-def _member(tmp_path, name, seed, size=32, mean=None, std=None, tasks=("age", "gender"), **cfg_kw):
-    """A run folder holding a randomly initialised MobileNetV2 (no training needed for the maths)."""
-    from safetensors.torch import save_file
-
-    kw = dict(cfg_kw) if mean is None else {"mean": mean, "std": std, **cfg_kw}
-    cfg = ClassifierConfig(name=name, backbone="mobilenet_v2", tasks=tasks, input_size=size,
-                           saliency="none", **kw)
-    torch.manual_seed(seed)
-    net = build_classifier(cfg)
-    with torch.no_grad():  # BatchNorm statistics of real-looking inputs, so outputs depend on the input
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.momentum = None
-        net.train()
-        gen = np.random.default_rng(seed)
-        for _ in range(3):
-            net(_normalised(gen.integers(0, 256, (8, size, size, 3), dtype=np.uint8), cfg.mean, cfg.std))
-        for p in net.heads.parameters():
-            p.normal_(0.0, 1.0)
-    net.eval()
-    run = tmp_path / name
-    run.mkdir()
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(run / "best.safetensors"))
-    preset = {"name": "toy", "backbone": "mobilenet_v2", "tasks": list(tasks), "input_size": size}
-    (run / "config.json").write_text(json.dumps({"preset": preset, "classifier": cfg.to_dict(),
-                                                 "cache": "nowhere"}))
-    return run, net, cfg
-
-
-def _normalised(img, mean, std):
-    x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 255
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
 @pytest.fixture
@@ -59,8 +25,8 @@ def two_runs(tmp_path, monkeypatch):
     # ensemble_runs records the first run's preset; load_run rebuilds it from the dict
     monkeypatch.setattr(presets.Preset, "from_dict", classmethod(
         lambda cls, d: presets.Preset(name=d["name"], backbone=d["backbone"], tasks=tuple(d["tasks"]))))
-    a = _member(tmp_path, "a", 0)
-    b = _member(tmp_path, "b", 1, mean=HALF, std=HALF)  # EdgeFace-style normalisation
+    a = member_run(tmp_path, "a", 0)
+    b = member_run(tmp_path, "b", 1, mean=HALF, std=HALF)  # EdgeFace-style normalisation
     return a, b
 
 
@@ -72,14 +38,14 @@ def test_ensemble_averages_log_softmax_with_each_members_normalisation(two_runs,
     assert cfg.mean == ca.mean and cfg.extra["member_weights"] == [3.0, 1.0]
     img = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     with torch.no_grad():
-        got = model(_normalised(img, ca.mean, ca.std))
-        la = na(_normalised(img, ca.mean, ca.std))
-        lb = nb(_normalised(img, HALF, HALF))  # b sees its own normalisation, not a's
+        got = model(normalised(img, ca.mean, ca.std))
+        la = na(normalised(img, ca.mean, ca.std))
+        lb = nb(normalised(img, HALF, HALF))  # b sees its own normalisation, not a's
     for t in ("age", "gender"):
         want = 0.75 * torch.log_softmax(la[t], 1) + 0.25 * torch.log_softmax(lb[t], 1)
         torch.testing.assert_close(got[t], want, rtol=1e-4, atol=1e-4)
         # and not what b would say on a's normalisation
-        wrong = 0.75 * torch.log_softmax(la[t], 1) + 0.25 * torch.log_softmax(nb(_normalised(img, ca.mean, ca.std))[t], 1)
+        wrong = 0.75 * torch.log_softmax(la[t], 1) + 0.25 * torch.log_softmax(nb(normalised(img, ca.mean, ca.std))[t], 1)
         assert not torch.allclose(got[t], wrong, atol=1e-4)
     d = json.loads((out / "config.json").read_text())
     assert [m["run"] for m in d["ensemble"]["members"]] == [str(ra), str(rb)]
@@ -88,7 +54,7 @@ def test_ensemble_averages_log_softmax_with_each_members_normalisation(two_runs,
 
 def test_ensemble_refuses_members_on_another_crop(two_runs, tmp_path):
     (ra, _, ca), _ = two_runs
-    rc, _, cc = _member(tmp_path, "c", 2, margin=0.5)
+    rc, _, cc = member_run(tmp_path, "c", 2, margin=0.5)
     with pytest.raises(ValueError, match="margin"):
         ensemble_runs([ra, rc], tmp_path / "bad")
     nested = ensemble_runs([ra, two_runs[1][0]], tmp_path / "ens")
@@ -114,11 +80,11 @@ def test_members_at_different_input_sizes_share_the_largest_crop(two_runs, tmp_p
     import torch.nn.functional as F
 
     (ra, na, ca), _ = two_runs
-    rc, nc, cc = _member(tmp_path, "c", 2, size=48)
+    rc, nc, cc = member_run(tmp_path, "c", 2, size=48)
     d = json.loads((rc / "config.json").read_text())
     (rc / "config.json").write_text(json.dumps({**d, "cache": "cache-48"}))
     img = np.random.default_rng(3).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)
-    x = _normalised(img, ca.mean, ca.std)
+    x = normalised(img, ca.mean, ca.std)
     with torch.no_grad():
         small = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
         la, lc = na(small), nc(x)
@@ -140,7 +106,7 @@ def test_members_at_different_input_sizes_share_the_largest_crop(two_runs, tmp_p
     model, cfg, _ = load_run(out)
     assert cfg.input_size == 32
     assert json.loads((out / "config.json").read_text())["cache"] == "nowhere"
-    x32 = _normalised(img[:, ::3, ::3][:, :32, :32].copy(), ca.mean, ca.std)
+    x32 = normalised(img[:, ::3, ::3][:, :32, :32].copy(), ca.mean, ca.std)
     with torch.no_grad():
         got = model(x32)
         big = F.interpolate(x32, size=(48, 48), mode="bilinear", align_corners=False)
@@ -177,7 +143,7 @@ def test_an_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
     img = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     probs = clf.predict(img, None)
     with torch.no_grad():
-        la, lb = na(_normalised(img, ca.mean, ca.std)), nb(_normalised(img, HALF, HALF))
+        la, lb = na(normalised(img, ca.mean, ca.std)), nb(normalised(img, HALF, HALF))
     for t in ("age", "gender"):
         want = torch.softmax((torch.log_softmax(la[t], 1) + torch.log_softmax(lb[t], 1)) / 2, 1).numpy()
         np.testing.assert_allclose(probs[t], want, atol=1e-4)
@@ -186,7 +152,7 @@ def test_an_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
 def test_a_mixed_size_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monkeypatch):
     """The resize inside the graph survives the ONNX export: ONNX Runtime answers as torch does."""
     (ra, _, ca), _ = two_runs
-    rc, _, _ = _member(tmp_path, "c", 2, size=48)
+    rc, _, _ = member_run(tmp_path, "c", 2, size=48)
     out = ensemble_runs([ra, rc], tmp_path / "mixed")
     model, cfg, _ = load_run(out)
     clf = _shipped_onnx(out, "toy-mixed", tmp_path, monkeypatch)
@@ -194,7 +160,7 @@ def test_a_mixed_size_ensemble_ships_as_one_onnx_graph(two_runs, tmp_path, monke
     img = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 3), dtype=np.uint8)
     probs = clf.predict(img, None)
     with torch.no_grad():
-        logits = model(_normalised(img, ca.mean, ca.std))
+        logits = model(normalised(img, ca.mean, ca.std))
     for t in ("age", "gender"):
         np.testing.assert_allclose(probs[t], torch.softmax(logits[t], 1).numpy(), atol=1e-4)
 
@@ -203,11 +169,11 @@ def test_an_ensembles_cam_is_its_members_maps_averaged(two_runs, tmp_path):
     from salface.explain import class_activation_maps
 
     # 96 px: MobileNetV2's last maps are 3×3, so the CAMs are not flat
-    ra, na, ca = _member(tmp_path, "a96", 0, size=96)
-    rb, nb, _ = _member(tmp_path, "b96", 1, size=96, mean=HALF, std=HALF)
+    ra, na, ca = member_run(tmp_path, "a96", 0, size=96)
+    rb, nb, _ = member_run(tmp_path, "b96", 1, size=96, mean=HALF, std=HALF)
     model, cfg, _ = load_run(ensemble_runs([ra, rb], tmp_path / "ens", weights=[3, 1]))
     img = np.random.default_rng(2).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
-    xa, xb = _normalised(img, ca.mean, ca.std), _normalised(img, HALF, HALF)
+    xa, xb = normalised(img, ca.mean, ca.std), normalised(img, HALF, HALF)
     assert model.has_gap   # every member pools globally, so the ensemble has CAMs
     cams = class_activation_maps(model, xa, "gender")
     with torch.no_grad():
