@@ -49,17 +49,18 @@ def main() -> None:
 
     cc = open_crop_cache(a.cache)
     preset = get_preset(a.preset)
-    config = classifier_config(preset, cc, name=a.out.name, saliency=preset.saliency, ratio=preset.ratio)
     shipped = load_manifest()["models"][a.name]["config"]
-    if shipped.get("backbone") == "ensemble":
+    if shipped.get("backbone") != "ensemble":
+        if a.member is not None:
+            raise SystemExit(f"--member: {a.name} is not an ensemble")
+        config = classifier_config(preset, cc, name=a.out.name, saliency=preset.saliency, ratio=preset.ratio)
+    else:
         # an ensemble's members, normalisations and input live in its shipped config, not in a
         # preset: take that config (less the fitted temperatures, which `evaluate` refits on val)
         extra = {k: v for k, v in shipped.get("extra", {}).items() if k != "temperature"}
         config = ClassifierConfig.from_dict({**shipped, "name": a.out.name, "extra": extra})
         if a.member is not None:
             config = ClassifierConfig.from_dict({**extra["members"][a.member], "name": a.out.name})
-    elif a.member is not None:
-        raise SystemExit(f"--member: {a.name} is not an ensemble")
     weights = a.weights if a.weights else bundled_model_path(a.name)
     a.out.mkdir(parents=True, exist_ok=True)
     if a.member is None:
