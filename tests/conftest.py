@@ -67,3 +67,13 @@ def _isolated_home(tmp_path_factory, monkeypatch):
             from salface.hub import ensure_file
 
             ensure_file("yunet", source=str(src), progress=False)
+
+
+@pytest.fixture
+def gender_toy_run(tmp_path, monkeypatch) -> Path:
+    """A gender-only toy run folder (randomly initialised MobileNetV2, :func:`toys.gender_run`):
+    the teacher of the distillation tests, the reference of the label-audit tests."""
+    pytest.importorskip("torch")
+    from toys import gender_run
+
+    return gender_run(tmp_path, monkeypatch, "toy-gender")

@@ -12,22 +12,11 @@ torch = pytest.importorskip("torch")
 
 from salface.training.cache import open_crop_cache  # noqa: E402
 from salface.training.distill import distill_cache  # noqa: E402
-from salface.training.scoring import predict_arrays  # noqa: E402
-from salface.training.train import load_run  # noqa: E402
-from toys import member_run, toy_cache  # noqa: E402
+from toys import toy_cache, train_logp  # noqa: E402
 
 
-@pytest.fixture
-def teacher(tmp_path, monkeypatch):
-    from salface.training import presets
-
-    monkeypatch.setattr(presets.Preset, "from_dict", classmethod(
-        lambda cls, d: presets.Preset(name=d["name"], backbone=d["backbone"], tasks=tuple(d["tasks"]))))
-    run, _, _ = member_run(tmp_path, "teacher", 0, size=32, tasks=("gender",))
-    return run
-
-
-def test_train_targets_mix_teacher_and_votes_and_nothing_else_changes(tmp_path, teacher):
+def test_train_targets_mix_teacher_and_votes_and_nothing_else_changes(tmp_path, gender_toy_run):
+    teacher = gender_toy_run
     src = toy_cache(tmp_path)
     before = np.array(src.soft_targets("gender"))
     rec = distill_cache(src.root, teacher, tmp_path / "kd", task="gender", weight=0.25, temperature=2.0,
@@ -35,8 +24,7 @@ def test_train_targets_mix_teacher_and_votes_and_nothing_else_changes(tmp_path, 
     kd = open_crop_cache(tmp_path / "kd")
     got = kd.soft_targets("gender")
     tri = src.indices("train")
-    model, config, _ = load_run(teacher)
-    logp = predict_arrays(model, config, np.asarray(src.crops[tri]), None, log=True)["gender"]
+    logp = train_logp(teacher, src)
     soft = np.exp(logp / 2.0)
     soft /= soft.sum(1, keepdims=True)
     assert np.allclose(got[tri], 0.75 * before[tri] + 0.25 * soft, atol=1e-5)
@@ -51,7 +39,8 @@ def test_train_targets_mix_teacher_and_votes_and_nothing_else_changes(tmp_path, 
     assert written == rec and rec["train_rows"] == len(tri) == 4 and rec["weight"] == 0.25
 
 
-def test_bad_requests_are_refused(tmp_path, teacher):
+def test_bad_requests_are_refused(tmp_path, gender_toy_run):
+    teacher = gender_toy_run
     src = toy_cache(tmp_path)
     with pytest.raises(ValueError, match="weight"):
         distill_cache(src.root, teacher, tmp_path / "kd", task="gender", weight=0.0)

@@ -74,3 +74,23 @@ def normalised(img, mean, std):
 
     x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 255
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def gender_run(tmp_path, monkeypatch, name):
+    """A gender-only toy run that ``load_run`` opens (its toy preset read back without the real
+    preset table): the teacher of distillation tests, the reference of label-audit tests."""
+    from salface.training import presets
+
+    monkeypatch.setattr(presets.Preset, "from_dict", classmethod(
+        lambda cls, d: presets.Preset(name=d["name"], backbone=d["backbone"], tasks=tuple(d["tasks"]))))
+    run, _, _ = member_run(tmp_path, name, 0, size=32, tasks=("gender",))
+    return run
+
+
+def train_logp(run, cc, task="gender"):
+    """The run's log-probabilities on the clean train crops of cache ``cc`` (no maps, no TTA)."""
+    from salface.training.scoring import predict_arrays
+    from salface.training.train import load_run
+
+    model, config, _ = load_run(run)
+    return predict_arrays(model, config, np.asarray(cc.crops[cc.indices("train")]), None, log=True)[task]

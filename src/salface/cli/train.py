@@ -110,6 +110,25 @@ def register(app: typer.Typer) -> None:
                           tta=tta, threads=threads, command=command_line())
         typer.echo(json.dumps(r, indent=1))
 
+    @cache_app.command("audit")
+    def cache_audit(
+        cache: Path = typer.Argument(..., help="Source crop cache folder."),
+        reference: Path = typer.Option(..., "--reference", help="Reference model: a training run or `salface ensemble` folder."),
+        out: Path = typer.Option(..., "--out", help="New cache folder (links the source's files)."),
+        task: str = typer.Option(..., "--task", help="Task whose train labels are audited."),
+        margin: float = typer.Option(1.5, "--margin", help="Flag a train label when the reference's answer beats it by more than this in log-probability."),
+        tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Reference's flip TTA (default: its preset's)."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+    ) -> None:
+        """A copy of a cache whose train labels that a reference model confidently contradicts are
+        marked missing (val and test labels untouched); audit.json lists them for review."""
+        from ..training.label_audit import audit_cache
+
+        r = audit_cache(cache, reference, out, task=task, margin=margin, tta=tta, threads=threads,
+                        command=command_line())
+        summary = {k: v for k, v in r.items() if k != "faces"}
+        typer.echo(json.dumps(summary, indent=1))
+
     @cache_app.command("pack")
     def cache_pack(
         cache: Path = typer.Argument(..., help="Crop cache folder."),

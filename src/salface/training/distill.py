@@ -29,7 +29,7 @@ import numpy as np
 from ..labels import labels_for
 from ..hub import sha256_file
 from ..utils import atomic_write_json
-from .cache import CacheError, open_crop_cache
+from .derived import link_source, train_answers
 
 
 def distill_cache(source: str | Path, teacher_run: str | Path, out: str | Path, *, task: str,
@@ -37,39 +37,20 @@ def distill_cache(source: str | Path, teacher_run: str | Path, out: str | Path, 
                   threads: int | None = None, command: str = "") -> dict[str, Any]:
     """Write ``out``: ``source`` with the teacher's answers mixed into ``targets_<task>.npy`` on
     the train rows (see the module docstring). Returns the record written to ``distill.json``."""
-    import torch
-
-    from .scoring import predict_arrays
-    from .train import load_run, soft_target_matrix
+    from .train import soft_target_matrix
 
     if not 0.0 < weight <= 1.0:
         raise ValueError(f"weight must be in (0, 1], got {weight}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     src, dst, run = Path(source), Path(out), Path(teacher_run)
-    cc = open_crop_cache(src)
-    if task not in cc.tasks:
-        raise CacheError(f"cache {src} has no labels for task {task!r} (tasks: {cc.tasks})")
-    if dst.resolve() == src.resolve():
-        raise ValueError("the distilled cache must be a new folder, not the source")
-    model, config, preset = load_run(run, "best")
-    if task not in config.tasks:
-        raise ValueError(f"teacher {run} does not answer {task!r} (it answers {list(config.tasks)})")
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-
+    cc, tri, logp, preset = train_answers(src, run, dst, task=task, tta=tta, threads=threads, role="teacher")
     labels = cc.task_labels(task)
     own = soft_target_matrix(cc, task, labels)
     if own is None:  # no distributions: one-hot of the hard labels
         own = np.zeros((len(cc), len(labels_for(task))), np.float32)
         ok = labels >= 0
         own[np.flatnonzero(ok), labels[ok]] = 1.0
-    tri = cc.indices("train")
-    if len(tri) == 0:
-        raise ValueError(f"cache {src} has no train rows")
-    maps = np.asarray(cc.saliency(config.saliency)[tri]) if config.saliency != "none" else None
-    use_tta = preset.tta_flip if tta is None else tta
-    logp = predict_arrays(model, config, np.asarray(cc.crops[tri]), maps, tta_flip=use_tta, log=True,
-                          progress=True)[task].astype(np.float64)
     z = logp / temperature
     teacher = np.exp(z - z.max(1, keepdims=True))
     teacher /= teacher.sum(1, keepdims=True)
@@ -77,15 +58,8 @@ def distill_cache(source: str | Path, teacher_run: str | Path, out: str | Path, 
     targets = own.copy()
     targets[tri] = ((1.0 - weight) * own[tri] + weight * teacher).astype(np.float32)
 
-    dst.mkdir(parents=True, exist_ok=True)
     name = f"targets_{task}.npy"
-    for f in sorted(src.iterdir()):
-        if f.name in (name, "distill.json") or not f.is_file():
-            continue
-        link = dst / f.name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(f.resolve())
+    link_source(src, dst, {name, "distill.json"})
     np.save(dst / f"targets_{task}.tmp.npy", targets)
     os.replace(dst / f"targets_{task}.tmp.npy", dst / name)
 
@@ -93,7 +67,7 @@ def distill_cache(source: str | Path, teacher_run: str | Path, out: str | Path, 
     agree = float((teacher.argmax(1) == labels[tri]).mean())
     record = {
         "source": str(src), "task": task, "weight": weight, "temperature": temperature,
-        "tta_flip": bool(use_tta), "train_rows": int(len(tri)),
+        "tta_flip": bool(preset.tta_flip if tta is None else tta), "train_rows": int(len(tri)),
         "teacher": {"run": str(run), "preset": preset.name, "ensemble": state.get("ensemble"),
                     "best_sha256": sha256_file(run / "best.safetensors")},
         "teacher_agrees_with_hard_label_on_train": round(agree, 4),

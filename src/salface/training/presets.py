@@ -286,6 +286,25 @@ PRESETS["edge-age-gender-long-xxs"] = replace(
 PRESETS["edge-age-gender-128"] = replace(
     PRESETS["edge-age-gender-long"], name="edge-age-gender-128", input_size=128,
     notes="edge-age-gender-long on 128-px 30 % margin crops (cache made with --size 128).")
+# Session 14: UTKFace's gender labels are wrong on some faces, mostly women filed as men
+# (`salface cache audit`, salface.training.label_audit). The two members of the shipped
+# age-gender-ensemble, trained on a little further at a low rate: on the audited cache (flagged
+# train labels missing) and, as the paired control, on the published labels, with each member's
+# own recipe otherwise. The init folders are `benchmarks/wrap_shipped_run.py age-gender-ensemble
+# --member 0|1` copies of the shipped members (their SHA-256 below).
+PRESETS["audit-age-gender-m"] = replace(
+    PRESETS["robust-age-gender-fair"], name="audit-age-gender-m", epochs=3, lr=1e-4,
+    init="runs/soup-robust-age-gender-fair-0.7/best.safetensors",
+    init_sha256="a8b629f443462d72d8b032eeb76b8fb36f35ddcaab1c4d03971346ff73e22594",
+    notes="age-gender-ensemble's MobileNetV2 member (default-age) trained 3 more epochs at lr 1e-4 "
+          "with its own recipe (robust-age-gender-fair); run it on the audited cache or, as the "
+          "control, on the source cache.")
+PRESETS["audit-age-gender-e"] = replace(
+    PRESETS["edge-age-gender"], name="audit-age-gender-e", epochs=3, lr=1e-4,
+    init="runs/edge-ag-96/best.safetensors",
+    init_sha256="311926d3193594d352cb2d291cde5c082e5a73eb3cb7c1fb1966999730ca724e",
+    notes="age-gender-ensemble's EdgeFace-XS member (edge-ag-96) trained 3 more epochs at lr 1e-4 "
+          "with its own recipe (edge-age-gender); on the audited cache or, as the control, the source.")
 PRESETS["robust-expression-long"] = replace(
     PRESETS["default-expression"], name="robust-expression-long", epochs=8, ema_decay=0.998,
     tta_flip=True, augment=Augment(flip=True, rotate=20.0, shift=0.06, scale=0.10, wild=True, parts=0.3),

@@ -1,0 +1,65 @@
+"""Derived caches: a new cache folder that links a source cache's files and rewrites one of them
+from a reference run's answers on the train rows (`salface cache distill`, `salface cache audit`).
+
+:func:`train_answers` opens the source and the run, checks that both know the task, and returns
+the run's log-probabilities on the clean train crops; :func:`link_source` fills the new folder
+with links to every file of the source except those the caller rewrites.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import CacheError, CropCache, open_crop_cache
+
+
+def train_answers(source: str | Path, run: str | Path, out: str | Path, *, task: str,
+                  tta: bool | None = None, threads: int | None = None,
+                  role: str = "reference") -> tuple[CropCache, np.ndarray, np.ndarray, Any]:
+    """``(cache, train rows, (n_train, C) float64 log-probabilities, the run's preset)`` of ``run``
+    (a training run or ensemble folder) on the clean train crops of ``source``, with flip TTA
+    when the run's preset uses it (or as ``tta`` says). Refuses an ``out`` that is the source, a
+    cache or a run without ``task``, and a cache without train rows; ``role`` names the run in
+    those messages."""
+    import torch
+
+    from .scoring import predict_arrays
+    from .train import load_run
+
+    src, dst, run = Path(source), Path(out), Path(run)
+    cc = open_crop_cache(src)
+    if task not in cc.tasks:
+        raise CacheError(f"cache {src} has no labels for task {task!r} (tasks: {cc.tasks})")
+    if dst.resolve() == src.resolve():
+        raise ValueError("the derived cache must be a new folder, not the source")
+    model, config, preset = load_run(run, "best")
+    if task not in config.tasks:
+        raise ValueError(f"{role} {run} does not answer {task!r} (it answers {list(config.tasks)})")
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    tri = cc.indices("train")
+    if len(tri) == 0:
+        raise ValueError(f"cache {src} has no train rows")
+    maps = np.asarray(cc.saliency(config.saliency)[tri]) if config.saliency != "none" else None
+    use_tta = preset.tta_flip if tta is None else tta
+    logp = predict_arrays(model, config, np.asarray(cc.crops[tri]), maps, tta_flip=use_tta, log=True,
+                          progress=True)[task].astype(np.float64)
+    return cc, tri, logp, preset
+
+
+def link_source(source: str | Path, out: str | Path, rewritten: set[str]) -> Path:
+    """Create ``out`` holding a link to every file of ``source`` except the names in ``rewritten``
+    (which the caller writes); existing links are replaced. Returns ``out``."""
+    src, dst = Path(source), Path(out)
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.iterdir()):
+        if f.name in rewritten or not f.is_file():
+            continue
+        link = dst / f.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(f.resolve())
+    return dst
