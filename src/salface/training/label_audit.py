@@ -22,7 +22,6 @@ source cache, and every flagged face (path, label, answer, margin) for a person 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
