@@ -4,7 +4,7 @@
         --margin 1.5 --out cache/label-review/val
 
 Runs the model (a training run or `salface ensemble` folder, as `salface cache audit` does) on the
-split's clean crops, flags the faces whose answer beats the label by more than ``--margin`` in
+split's clean crops (:func:`salface.training.derived.split_answers`), flags the faces whose answer beats the label by more than ``--margin`` in
 log-probability (:func:`salface.training.label_audit.flag_disagreements`), and writes:
 
 * ``review.csv``: one row per flagged face, most confident first (``n``, its ``index`` in the
@@ -33,21 +33,15 @@ def review(run: Path, cache: Path, split: str, task: str, margin: float, out: Pa
     import cv2
 
     from salface.labels import labels_for
-    from salface.training.cache import open_crop_cache
+    from salface.training.derived import split_answers
     from salface.training.label_audit import flag_disagreements
-    from salface.training.scoring import predict_arrays
-    from salface.training.train import load_run
 
-    cc = open_crop_cache(cache, load=True)
-    model, config, preset = load_run(run, "best")
-    idx = cc.indices(split)
-    maps = np.asarray(cc.saliency(config.saliency)[idx]) if config.saliency != "none" else None
-    logp = predict_arrays(model, config, cc.crops[idx], maps, tta_flip=preset.tta_flip, log=True)[task]
+    cc, idx, logp, _ = split_answers(cache, run, task=task, split=split)
     labels = cc.task_labels(task)[idx]
-    flagged = np.flatnonzero(flag_disagreements(logp, labels, margin))
     answer = logp.argmax(1)
-    gap = logp[flagged, answer[flagged]] - logp[flagged, labels[flagged]]
-    flagged = flagged[np.argsort(-gap)]
+    gap = logp[np.arange(len(idx)), answer] - logp[np.arange(len(idx)), np.maximum(labels, 0)]
+    flagged = np.flatnonzero(flag_disagreements(logp, labels, margin))
+    flagged = flagged[np.argsort(-gap[flagged])]
     names, paths = labels_for(task), cc.paths
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "review.csv", "w", newline="") as f:
@@ -55,12 +49,12 @@ def review(run: Path, cache: Path, split: str, task: str, margin: float, out: Pa
         w.writerow(["n", "index", "file", "label", "answer", "margin", "verdict"])
         for n, i in enumerate(flagged):
             w.writerow([n, int(i), Path(paths[idx[i]]).name, names[labels[i]], names[answer[i]],
-                        f"{logp[i, answer[i]] - logp[i, labels[i]]:.2f}", ""])
+                        f"{gap[i]:.2f}", ""])
     tiles = []
     for n, i in enumerate(flagged):
         im = cv2.cvtColor(np.asarray(cc.crops[idx[i]]), cv2.COLOR_RGB2BGR).copy()
         im = cv2.resize(im, (128, 128))
-        cv2.putText(im, f"{n} {names[labels[i]][:1].upper()} {logp[i, answer[i]] - logp[i, labels[i]]:.1f}",
+        cv2.putText(im, f"{n} {names[labels[i]][:1].upper()} {gap[i]:.1f}",
                     (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 255), 1)
         tiles.append(im)
     for s in range(0, len(tiles), 48):

@@ -29,7 +29,7 @@ import numpy as np
 from ..labels import labels_for
 from ..hub import sha256_file
 from ..utils import atomic_write_json
-from .derived import link_source, train_answers
+from .derived import link_source, split_answers
 
 
 def distill_cache(source: str | Path, teacher_run: str | Path, out: str | Path, *, task: str,
@@ -44,7 +44,8 @@ def distill_cache(source: str | Path, teacher_run: str | Path, out: str | Path, 
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     src, dst, run = Path(source), Path(out), Path(teacher_run)
-    cc, tri, logp, preset = train_answers(src, run, dst, task=task, tta=tta, threads=threads, role="teacher")
+    cc, tri, logp, preset = split_answers(src, run, task=task, out=dst, tta=tta, threads=threads,
+                                          role="teacher")
     labels = cc.task_labels(task)
     own = soft_target_matrix(cc, task, labels)
     if own is None:  # no distributions: one-hot of the hard labels

@@ -31,7 +31,7 @@ import numpy as np
 from ..hub import sha256_file
 from ..labels import labels_for
 from ..utils import atomic_write_json
-from .derived import link_source, train_answers
+from .derived import link_source, split_answers
 
 
 def flag_disagreements(logp: np.ndarray, labels: np.ndarray, margin: float) -> np.ndarray:
@@ -56,7 +56,7 @@ def audit_cache(source: str | Path, reference_run: str | Path, out: str | Path, 
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     src, dst, run = Path(source), Path(out), Path(reference_run)
-    cc, tri, logp, preset = train_answers(src, run, dst, task=task, tta=tta, threads=threads)
+    cc, tri, logp, preset = split_answers(src, run, task=task, out=dst, tta=tta, threads=threads)
     labels = np.array(cc.labels)  # a writable copy
     col = cc.tasks.index(task)
     own = labels[tri, col].astype(np.int64)
