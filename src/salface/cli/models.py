@@ -75,6 +75,26 @@ _STYLE = {"ok": "green", "installed": "green", "mismatch": "bold red", "missing"
           "not installed": "yellow"}
 
 
+def _update_classifier_config(name: str, change, reason_field: str, reason: str) -> dict[str, Any]:
+    """Apply ``change`` (edits a dict in place) to a deep copy of bundled classifier ``name``'s
+    config, validate it, and record it with ``{reason_field: reason}`` in the manifest; prints the
+    error and exits with 1 when the model is not a classifier or the config is refused."""
+    from ..models.config import ClassifierConfig
+
+    try:
+        entry = W.bundled_entry(name)
+        if entry.get("kind") != "classifier":
+            raise ValueError(f"{name} is not a classifier")
+        cfg = json.loads(json.dumps(entry["config"]))
+        change(cfg)
+        ClassifierConfig.from_dict(cfg)
+        W.update_bundled_entry(name, {"config": cfg, reason_field: reason})
+    except (SalfaceError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1)
+    return cfg
+
+
 def register(app: typer.Typer) -> None:
     models_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
     app.add_typer(models_app, name="models")
@@ -185,23 +205,39 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Record where a model's training photos end around the face (``config.frame``): the
         pipeline then crops photos as if they ended there (``Analyzer(source_frame=True)``)."""
-        from ..models.config import ClassifierConfig
-
-        try:
-            entry = W.bundled_entry(name)
-            if entry.get("kind") != "classifier":
-                raise ValueError(f"{name} is not a classifier")
-            cfg = dict(entry["config"])
+        def change(cfg: dict[str, Any]) -> None:
             if frame.strip().lower() == "none":
                 cfg.pop("frame", None)
             else:
-                cfg["frame"] = [float(v) for v in frame.split(",")]
-            ClassifierConfig.from_dict(cfg)  # validates the frame
-            W.update_bundled_entry(name, {"config": cfg, "frame_reason": reason})
-        except (SalfaceError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(1)
+                cfg["frame"] = [float(v) for v in frame.split(",")]  # validated with the config
+
+        cfg = _update_classifier_config(name, change, "frame_reason", reason)
         typer.echo(f"{name}: frame {cfg.get('frame')}")
+
+    @models_app.command("set-align")
+    def set_align_cmd(
+        name: str = typer.Argument(..., help="A bundled classifier (margin crop)."),
+        align: str = typer.Argument(..., help="'on': level the eyes before cropping (faces with "
+                                              "landmarks); 'off': the plain margin crop."),
+        reason: str = typer.Option(..., "--reason", help="Why (recorded in the manifest), e.g. "
+                                                         "the comparison report."),
+    ) -> None:
+        """Record whether the pipeline levels the eyes (``config.align``) before cutting a model's
+        margin crop, for the model and, in an ensemble, each member."""
+        value = {"on": True, "off": False}.get(align.strip().lower())
+        if value is None:
+            err.print(f"[red]error:[/red] align must be 'on' or 'off', got {escape(align)!r}")
+            raise typer.Exit(2)
+
+        def change(cfg: dict[str, Any]) -> None:
+            if cfg.get("crop_mode", "margin") != "margin":
+                raise ValueError(f"{name} uses the {cfg['crop_mode']!r} crop, which aligns by itself")
+            cfg["align"] = value
+            for member in cfg.get("extra", {}).get("members", []):
+                member["align"] = value
+
+        _update_classifier_config(name, change, "align_reason", reason)
+        typer.echo(f"{name}: align {'on' if value else 'off'}")
 
     @app.command("fetch")
     def fetch_cmd(
