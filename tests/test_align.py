@@ -99,53 +99,55 @@ def test_config_crop_mode_is_backwards_compatible():
         ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("gender",), crop_mode="tight")
 
 
-def test_set_align_records_it_for_the_model_and_its_members(tmp_path, monkeypatch):
+
+@pytest.fixture
+def scratch_bundle(tmp_path, monkeypatch):
+    """A copy of the bundled manifest (no weight files) that the CLI edits instead of the package's."""
     import shutil
 
-    from typer.testing import CliRunner
-
     from salface import hub as W
-    from salface.cli import app
 
-    if "age-gender-ensemble" not in W.load_manifest().get("models", {}):
-        pytest.skip("age-gender-ensemble is not bundled")
     d = tmp_path / "bundle"
     shutil.copytree(W.bundled_dir(), d, ignore=shutil.ignore_patterns("*.safetensors", "*.onnx"))
     monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(d))
-    run = CliRunner().invoke
+    return W
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from salface.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_set_align_records_it_for_the_model_and_its_members(scratch_bundle):
+    W = scratch_bundle
+    if "age-gender-ensemble" not in W.load_manifest().get("models", {}):
+        pytest.skip("age-gender-ensemble is not bundled")
     for value in ("on", "off", "ON"):
-        r = run(app, ["models", "set-align", "age-gender-ensemble", value, "--reason", "a report"])
+        r = _cli("models", "set-align", "age-gender-ensemble", value, "--reason", "a report")
         assert r.exit_code == 0, r.output
         entry = W.bundled_entry("age-gender-ensemble")
         want = value.lower() == "on"
         assert entry["config"]["align"] is want and entry["align_reason"] == "a report"
         assert [m["align"] for m in entry["config"]["extra"]["members"]] == [want, want]
         assert ClassifierConfig.from_dict(entry["config"]).align is want
-    assert run(app, ["models", "set-align", "age-gender-ensemble", "maybe", "--reason", "x"]).exit_code == 2
-    r = run(app, ["models", "set-align", "blazeface", "on", "--reason", "x"])
+    assert _cli("models", "set-align", "age-gender-ensemble", "maybe", "--reason", "x").exit_code == 2
+    r = _cli("models", "set-align", "blazeface", "on", "--reason", "x")
     assert r.exit_code == 1 and "not a classifier" in r.output
 
 
-def test_set_frame_records_and_removes_a_frame(tmp_path, monkeypatch):
-    import shutil
-
-    from typer.testing import CliRunner
-
-    from salface import hub as W
-    from salface.cli import app
-
+def test_set_frame_records_and_removes_a_frame(scratch_bundle):
+    W = scratch_bundle
     if "default-expression" not in W.load_manifest().get("models", {}):
         pytest.skip("default-expression is not bundled")
-    d = tmp_path / "bundle"
-    shutil.copytree(W.bundled_dir(), d, ignore=shutil.ignore_patterns("*.safetensors", "*.onnx"))
-    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(d))
-    run = CliRunner().invoke
-    r = run(app, ["models", "set-frame", "default-expression", "0.1,0,0.2,0.05", "--reason", "r"])
+    r = _cli("models", "set-frame", "default-expression", "0.1,0,0.2,0.05", "--reason", "r")
     assert r.exit_code == 0, r.output
     entry = W.bundled_entry("default-expression")
     assert entry["config"]["frame"] == [0.1, 0.0, 0.2, 0.05] and entry["frame_reason"] == "r"
-    assert run(app, ["models", "set-frame", "default-expression", "none", "--reason", "r"]).exit_code == 0
+    assert _cli("models", "set-frame", "default-expression", "none", "--reason", "r").exit_code == 0
     assert "frame" not in W.bundled_entry("default-expression")["config"]
     for bad in ("0.1,x,0,0", "0,-1,0,0"):
-        r = run(app, ["models", "set-frame", "default-expression", bad, "--reason", "r"])
+        r = _cli("models", "set-frame", "default-expression", bad, "--reason", "r")
         assert r.exit_code == 1 and "error" in r.output
