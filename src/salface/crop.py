@@ -12,10 +12,10 @@ How the margin is applied (the papers only say "increase the B-Box margin by 30 
    enlarging).
 
 With ``align=True`` and landmarks present, the square is first rotated about the box centre
-so that the eyes lie on a horizontal line (bilinear sampling, replicate borders). A rotated crop
-that shrinks the face is sampled from a copy of its neighbourhood first reduced by area
-interpolation (:func:`_warp`), as the unrotated resize is: bilinear sampling alone would skip
-pixels and alias (session 15 measured that on UTKFace's 200-px photos).
+so that the eyes lie on a horizontal line (bilinear sampling, replicate borders). The rotated
+crop samples the upright crop's pixel grid and, where it shrinks the face, a copy of the
+neighbourhood box-filtered to the crop's scale (:func:`_warp`), so each crop pixel is the mean of
+the image pixels under it, as in the upright area resize; bilinear sampling alone would alias.
 
 **Source frame** (``frame=(left, top, right, bottom)``, ``ClassifierConfig.frame``): a training
 set's photos end close to the face (UTKFace's 200-px chips cut at the forehead, FER's 48-px
