@@ -4,8 +4,8 @@
         --margin 1.5 --out cache/label-review/val
 
 Runs the model (a training run or `salface ensemble` folder, as `salface cache audit` does) on the
-split's clean crops (:func:`salface.training.derived.split_answers`), flags the faces whose answer beats the label by more than ``--margin`` in
-log-probability (:func:`salface.training.label_audit.flag_disagreements`), and writes:
+split's clean crops (:func:`salface.training.derived.split_answers`), flags the faces whose
+answer beats the label by more than ``--margin`` in log-probability (:func:`salface.training.label_audit.flag_disagreements`), and writes:
 
 * ``review.csv``: one row per flagged face, most confident first (``n``, its ``index`` in the
   split's order, file name, label, answer, margin) with an empty ``verdict`` column for the reviewer (``label wrong``, ``unclear``,
@@ -39,6 +39,7 @@ def review(run: Path, cache: Path, split: str, task: str, margin: float, out: Pa
     cc, idx, logp, _ = split_answers(cache, run, task=task, split=split)
     labels = cc.task_labels(task)[idx]
     answer = logp.argmax(1)
+    # log p(answer) − log p(label); faces without a label (−1) are never flagged, so their gap is unused
     gap = logp[np.arange(len(idx)), answer] - logp[np.arange(len(idx)), np.maximum(labels, 0)]
     flagged = np.flatnonzero(flag_disagreements(logp, labels, margin))
     flagged = flagged[np.argsort(-gap[flagged])]

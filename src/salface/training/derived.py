@@ -2,8 +2,9 @@
 from a reference run's answers on the train rows (`salface cache distill`, `salface cache audit`).
 
 :func:`split_answers` opens the source and the run, checks that both know the task, and returns
-the run's log-probabilities on the clean crops of a split (train, for the derived caches); :func:`link_source` fills the new folder
-with links to every file of the source except those the caller rewrites.
+the run's log-probabilities on the clean crops of a split (train, for the derived caches);
+:func:`link_source` fills the new folder with links to every file of the source except those the
+caller rewrites.
 """
 
 from __future__ import annotations
