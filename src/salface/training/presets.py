@@ -365,6 +365,29 @@ PRESETS["expression-distill-clean"] = replace(
     augment=PRESETS["expression-member"].augment,
     notes=PRESETS["expression-distill"].notes.replace("expression-wild's augmentation",
                                                       "expression-member's augmentation (no photo damage)"))
+# Session 16: session 15 ran the shipped age/gender members on crops levelled by YuNet's eye
+# landmarks. Tilted faces gained a lot, upright test faces lost a little (the networks had only
+# seen UTKFace's own alignment). The members trained on a little further on levelled crops
+# (`salface cache crops --align`), so that training and use match; the paired control is session
+# 14's audit-*-noisy runs: the same init, recipe and epochs on the upright crops.
+PRESETS["level-age-gender-m"] = replace(
+    PRESETS["audit-age-gender-m"], name="level-age-gender-m",
+    notes="age-gender-ensemble's MobileNetV2 member (default-age) trained 3 more epochs at lr 1e-4 "
+          "with its own recipe (robust-age-gender-fair), meant for a cache of eye-levelled crops "
+          "(`salface cache crops --align`); the run's config then levels at use.")
+PRESETS["level-age-gender-e"] = replace(
+    PRESETS["audit-age-gender-e"], name="level-age-gender-e",
+    notes="age-gender-ensemble's EdgeFace-XS member (edge-ag-96) trained 3 more epochs at lr 1e-4 "
+          "with its own recipe (edge-age-gender), meant for a cache of eye-levelled crops "
+          "(`salface cache crops --align`); the run's config then levels at use.")
+# The same for expression: v4 trained on with its robust half's recipe, on levelled FER+ crops.
+PRESETS["level-expression"] = replace(
+    PRESETS["robust-expression-parts"], name="level-expression", epochs=3, lr=1e-4,
+    init=PRESETS["robust-expression-v4ft"].init, init_sha256=PRESETS["robust-expression-v4ft"].init_sha256,
+    notes="default-expression v4 (shipped weights) trained 3 more epochs at lr 1e-4 with the recipe of "
+          "its robust half (robust-expression-parts: photo-like damage, scene context, face parts), "
+          "meant for a cache of eye-levelled crops (`salface cache crops --align`).")
+
 
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {
     "saf-bage": {AG: "saf-bage-age-gender", EX: "saf-bage-expression"},
