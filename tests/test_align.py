@@ -138,6 +138,36 @@ def test_set_align_records_it_for_the_model_and_its_members(scratch_bundle):
     assert r.exit_code == 1 and "not a classifier" in r.output
 
 
+def test_set_align_min_tilt_is_recorded_validated_and_used(scratch_bundle, astronaut):
+    W = scratch_bundle
+    if "age-gender-ensemble" not in W.load_manifest().get("models", {}):
+        pytest.skip("age-gender-ensemble is not bundled")
+    r = _cli("models", "set-align", "age-gender-ensemble", "on", "--min-tilt", "10", "--reason", "r")
+    assert r.exit_code == 0 and "from 10° of tilt" in r.output, r.output
+    cfg = W.bundled_entry("age-gender-ensemble")["config"]
+    assert cfg["align_min_tilt"] == 10.0
+    assert [m["align_min_tilt"] for m in cfg["extra"]["members"]] == [10.0, 10.0]
+    config = ClassifierConfig.from_dict(cfg)
+    assert config.align and config.align_min_tilt == 10.0
+    # the pipeline's crop follows the config: a 5° eye line stays upright, a 20° one is levelled
+    for tilt, want in ((5.0, 0.0), (20.0, 20.0)):
+        a = math.radians(tilt)
+        lm = np.array([[223 - 25 * math.cos(a), 100 - 25 * math.sin(a)],
+                       [223 + 25 * math.cos(a), 100 + 25 * math.sin(a)], [223, 125], [205, 143], [240, 143]])
+        face = Face(box=Box(178, 63, 268, 176), score=0.9, landmarks=lm)
+        assert crop_for_config(astronaut, face, config).angle == pytest.approx(want, abs=1e-3)
+    # back to levelling every face, and off: the field goes away
+    assert _cli("models", "set-align", "age-gender-ensemble", "on", "--reason", "r").exit_code == 0
+    assert "align_min_tilt" not in W.bundled_entry("age-gender-ensemble")["config"]
+    for bad in (("off", "--min-tilt", "10"), ("on", "--min-tilt", "95"), ("on", "--min-tilt", "-1")):
+        r = _cli("models", "set-align", "age-gender-ensemble", *bad, "--reason", "r")
+        assert r.exit_code == 2 and "min-tilt" in r.output, r.output
+    d = ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("gender",)).to_dict()
+    assert "align_min_tilt" not in d                     # configs written before the field read as before
+    with pytest.raises(ValueError, match="align_min_tilt"):
+        ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("gender",), align=True, align_min_tilt=-2)
+
+
 def test_set_frame_records_and_removes_a_frame(scratch_bundle):
     W = scratch_bundle
     if "default-expression" not in W.load_manifest().get("models", {}):

@@ -66,6 +66,25 @@ def test_astronaut_one_face_near_yunet(blaze, image):
     right_eye, left_eye, nose, mouth = kp[:4]
     assert right_eye[0] < left_eye[0], "subject's right eye on the image's left"
     assert max(right_eye[1], left_eye[1]) < nose[1] < mouth[1]
+    np.testing.assert_array_equal(face.eyes, kp[:2])  # the two eyes travel with the face
+
+
+@pytest.mark.parametrize("turn", [-25.0, 30.0])
+def test_eyes_follow_a_turned_photo_and_level_the_crop(blaze, image, turn):
+    import cv2
+
+    from salface.crop import crop_face, eye_angle
+
+    h, w = image.shape[:2]
+    # cv2 turns counter-clockwise for a positive angle, which tilts the eye line by −turn
+    turned = cv2.warpAffine(image, cv2.getRotationMatrix2D((w / 2, h / 2), turn, 1.0), (w, h),
+                            borderMode=cv2.BORDER_REFLECT)
+    face = blaze.detect(turned)[0]
+    upright = eye_angle(blaze.detect(image)[0])
+    assert eye_angle(face) == pytest.approx(upright - turn, abs=6.0)
+    crop = crop_face(turned, face, size=96, align=True, min_tilt=10.0)
+    assert crop.angle == pytest.approx(eye_angle(face))
+    assert crop_face(turned, face, size=96).angle == 0.0   # levelling only on request
 
 
 def test_sessions_run_on_one_quiet_thread(blaze):

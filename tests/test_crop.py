@@ -75,6 +75,39 @@ def test_align_levels_the_eyes():
     assert unaligned.angle == 0.0 and c.angle == pytest.approx(45.0)
 
 
+@pytest.mark.parametrize("tilt,levelled", [(4.0, False), (-9.9, False), (10.2, True), (-25.0, True)])
+def test_min_tilt_levels_only_tilted_eye_lines(tilt, levelled):
+    img = np.random.default_rng(1).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    a = np.radians(tilt)
+    lm = np.array([[60 - 15 * np.cos(a), 55 - 15 * np.sin(a)], [60 + 15 * np.cos(a), 55 + 15 * np.sin(a)],
+                   [60, 62], [50, 75], [70, 75]])
+    face = Face(Box(30, 30, 90, 90), landmarks=lm)
+    assert eye_angle(face) == pytest.approx(tilt, abs=1e-3)
+    c = crop_face(img, face, size=64, align=True, min_tilt=10.0)
+    if levelled:
+        assert c.angle == pytest.approx(tilt, abs=1e-3)
+        assert np.array_equal(c.pixels, crop_face(img, face, size=64, align=True).pixels)
+    else:                                    # a face about as upright as the training photos
+        assert c.angle == 0.0
+        assert np.array_equal(c.pixels, crop_face(img, face, size=64).pixels)
+    # min_tilt alone does nothing without align
+    assert crop_face(img, face, size=64, min_tilt=10.0).angle == 0.0
+
+
+def test_eyes_alone_level_the_crop_and_landmarks_win():
+    img = np.random.default_rng(2).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    eyes = np.array([[45, 50], [75, 62]], float)                    # BlazeFace-style: eyes only
+    face = Face(Box(30, 30, 90, 90), eyes=eyes)
+    want = np.degrees(np.arctan2(12, 30))
+    assert eye_angle(face) == pytest.approx(want, abs=1e-3)
+    assert crop_face(img, face, size=64, align=True).angle == pytest.approx(want, abs=1e-3)
+    lm = np.array([[45, 50], [75, 50], [60, 60], [50, 75], [70, 75]], float)
+    assert eye_angle(Face(Box(30, 30, 90, 90), landmarks=lm, eyes=eyes)) == pytest.approx(0.0)
+    assert eye_angle(Face(Box(30, 30, 90, 90), eyes=np.full((2, 2), np.nan))) == 0.0
+    with pytest.raises(ValueError, match="eyes"):
+        Face(Box(30, 30, 90, 90), eyes=np.zeros((3, 2)))
+
+
 def test_bad_inputs():
     with pytest.raises(ValueError):
         crop_face(np.zeros((10, 10), np.uint8), Face(Box(0, 0, 5, 5)))

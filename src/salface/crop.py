@@ -11,8 +11,10 @@ How the margin is applied (the papers only say "increase the B-Box margin by 30 
 5. The square is resized to ``size × size`` (area interpolation when shrinking, bilinear when
    enlarging).
 
-With ``align=True`` and landmarks present, the square is first rotated about the box centre
-so that the eyes lie on a horizontal line (bilinear sampling, replicate borders). The rotated
+With ``align=True`` and landmarks (or BlazeFace's two eyes, ``Face.eyes``) present, the square is first rotated about the box centre
+so that the eyes lie on a horizontal line (bilinear sampling, replicate borders); with
+``min_tilt`` (degrees, ``ClassifierConfig.align_min_tilt``) only when the eye line tilts at least
+that much, so faces about as upright as the training photos keep the upright crop. The rotated
 crop samples the upright crop's pixel grid and, where it shrinks the face, a copy of the
 neighbourhood box-filtered to the crop's scale (:func:`_warp`), so each crop pixel is the mean of
 the image pixels under it, as in the upright area resize; bilinear sampling alone would alias.
@@ -211,22 +213,28 @@ def crop_for_config(image: np.ndarray, face: Face, config, *, use_frame: bool = 
         return align_face(image, face, size=config.input_size, margin=config.margin)
     if mode == "margin":
         return crop_face(image, face, size=config.input_size, margin=config.margin, align=config.align,
-                         frame=getattr(config, "frame", None) if use_frame else None)
+                         frame=getattr(config, "frame", None) if use_frame else None,
+                         min_tilt=getattr(config, "align_min_tilt", 0.0))
     raise ValueError(f"unknown crop mode {mode!r}; expected one of {list(CROP_MODES)}")
 
 
 def eye_angle(face: Face) -> float:
-    """Angle in degrees of the line from the subject's right eye to the left eye (0 = level)."""
-    if face.landmarks is None:
+    """Angle in degrees of the line from the subject's right eye to the left eye (0 = level), from
+    the five landmarks or, without them, the detector's two eyes (``Face.eyes``, BlazeFace); 0 when
+    the face has neither (or they are not finite)."""
+    pts = face.landmarks if face.landmarks is not None else face.eyes
+    if pts is None:
         return 0.0
-    (rx, ry), (lx, ly) = face.landmarks[0], face.landmarks[1]
-    return math.degrees(math.atan2(ly - ry, lx - rx))
+    (rx, ry), (lx, ly) = pts[0], pts[1]
+    angle = math.degrees(math.atan2(ly - ry, lx - rx))
+    return angle if math.isfinite(angle) else 0.0
 
 
 def crop_face(image: np.ndarray, face: Face, size: int = 224, margin: float = DEFAULT_MARGIN,
-              align: bool = False, square: bool = True, frame=None) -> Crop:
+              align: bool = False, square: bool = True, frame=None, min_tilt: float = 0.0) -> Crop:
     """Cut ``face`` out of ``image`` (``H×W×3`` uint8 RGB) as a :class:`~salface.types.Crop`;
-    ``frame`` limits the image to a training set's framing first (module docstring)."""
+    ``frame`` limits the image to a training set's framing first; with ``align``, eye lines tilted
+    less than ``min_tilt`` degrees are cut upright (module docstring)."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 image, got shape {image.shape}")
     if size < 1:
@@ -234,7 +242,9 @@ def crop_face(image: np.ndarray, face: Face, size: int = 224, margin: float = DE
     region = enlarged_box(face.box, margin, square)
     x1, y1, x2, y2 = (int(v) for v in region.as_tuple())
     rw, rh = x2 - x1, y2 - y1
-    angle = eye_angle(face) if (align and face.landmarks is not None) else 0.0
+    angle = eye_angle(face) if align else 0.0
+    if abs(angle) < min_tilt:
+        angle = 0.0
     src, ox, oy = _limit_to_frame(image, face.box, frame)
     if angle == 0.0:
         patch = _cut_replicate(src, x1 - ox, y1 - oy, x2 - ox, y2 - oy)

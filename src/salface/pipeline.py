@@ -83,7 +83,9 @@ def _source_name(src: ImageInput, index: int) -> str:
 def _crop_key(cfg, use_frame: bool = False) -> tuple:
     mode = getattr(cfg, "crop_mode", "margin")
     frame = getattr(cfg, "frame", None) if (use_frame and mode == "margin") else None
-    return (mode, cfg.input_size, float(cfg.margin), bool(cfg.align) if mode == "margin" else False, frame)
+    align = bool(cfg.align) if mode == "margin" else False
+    return (mode, cfg.input_size, float(cfg.margin), align,
+            float(getattr(cfg, "align_min_tilt", 0.0)) if align else 0.0, frame)
 
 
 class Analyzer:

@@ -71,6 +71,10 @@ class Face:
     score: float = 1.0
     landmarks: np.ndarray | None = None
     """``(5, 2)`` float array in image pixels, ordered as :data:`LANDMARK_NAMES`, or ``None``."""
+    eyes: np.ndarray | None = None
+    """``(2, 2)`` float array in image pixels (subject's right eye, then left eye) from a detector
+    that finds the eyes but not all five landmarks (BlazeFace), or ``None``. Levelling the crop
+    (:func:`salface.crop.eye_angle`) uses ``landmarks`` when there are any, else these."""
 
     def __post_init__(self) -> None:
         if self.landmarks is not None:
@@ -78,6 +82,11 @@ class Face:
             if lm.shape != (5, 2):
                 raise ValueError(f"landmarks must have shape (5, 2), got {lm.shape}")
             object.__setattr__(self, "landmarks", lm)
+        if self.eyes is not None:
+            eyes = np.asarray(self.eyes, dtype=np.float32)
+            if eyes.shape != (2, 2):
+                raise ValueError(f"eyes must have shape (2, 2), got {eyes.shape}")
+            object.__setattr__(self, "eyes", eyes)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"box": self.box.to_dict(), "score": round(float(self.score), 4)}

@@ -221,23 +221,35 @@ def register(app: typer.Typer) -> None:
                                               "landmarks); 'off': the plain margin crop."),
         reason: str = typer.Option(..., "--reason", help="Why (recorded in the manifest), e.g. "
                                                          "the comparison report."),
+        min_tilt: float = typer.Option(0.0, "--min-tilt", help="With 'on': level only eye lines "
+                                       "tilted at least this many degrees; faces closer to upright "
+                                       "keep the upright crop (0: level every face)."),
     ) -> None:
-        """Record whether the pipeline levels the eyes (``config.align``) before cutting a model's
-        margin crop, for the model and, in an ensemble, each member."""
+        """Record whether the pipeline levels the eyes (``config.align``, and from which tilt,
+        ``config.align_min_tilt``) before cutting a model's margin crop, for the model and, in an
+        ensemble, each member."""
         value = {"on": True, "off": False}.get(align.strip().lower())
         if value is None:
             err.print(f"[red]error:[/red] align must be 'on' or 'off', got {escape(align)!r}")
+            raise typer.Exit(2)
+        if not 0.0 <= min_tilt < 90.0 or (min_tilt and not value):
+            err.print(f"[red]error:[/red] --min-tilt must be in [0, 90) degrees and needs 'on', "
+                      f"got {min_tilt:g} with {escape(align)!r}")
             raise typer.Exit(2)
 
         def change(cfg: dict[str, Any]) -> None:
             if cfg.get("crop_mode", "margin") != "margin":
                 raise ValueError(f"{name} uses the {cfg['crop_mode']!r} crop, which aligns by itself")
-            cfg["align"] = value
-            for member in cfg.get("extra", {}).get("members", []):
-                member["align"] = value
+            for part in [cfg, *cfg.get("extra", {}).get("members", [])]:
+                part["align"] = value
+                if min_tilt:
+                    part["align_min_tilt"] = float(min_tilt)
+                else:
+                    part.pop("align_min_tilt", None)
 
         _update_classifier_config(name, change, "align_reason", reason)
-        typer.echo(f"{name}: align {'on' if value else 'off'}")
+        typer.echo(f"{name}: align {'on' if value else 'off'}"
+                   + (f" from {min_tilt:g}° of tilt" if min_tilt else ""))
 
     @app.command("fetch")
     def fetch_cmd(

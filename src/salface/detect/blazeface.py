@@ -43,7 +43,8 @@ portraits, UTKFace, FER+) are searched exactly as before. Measured in
 
 Landmarks: BlazeFace's six keypoints are the two eyes, the nose tip, the mouth *centre* and the
 two ear tragions. salface's five landmarks need the two mouth corners, which BlazeFace does not
-give, so :attr:`Face.landmarks` is ``None``; :meth:`BlazeFaceDetector.detect_keypoints` returns
+give, so :attr:`Face.landmarks` is ``None``; the two eyes are :attr:`Face.eyes` (enough to level
+the crop, :func:`salface.crop.eye_angle`), and :meth:`BlazeFaceDetector.detect_keypoints` returns
 the six keypoints for callers who want them.
 
 Box calibration: salface's classifiers were trained on 30 %-margin crops around YuNet boxes.
@@ -368,7 +369,8 @@ class BlazeFaceDetector(Detector):
             y1, y2 = (min(max(float(v), 0.0), float(h)) for v in box[[1, 3]])
             if x2 <= x1 or y2 <= y1:
                 continue
-            faces.append((Face(Box(x1, y1, x2, y2), float(score)), kp.astype(np.float32)))
+            kp = kp.astype(np.float32)
+            faces.append((Face(Box(x1, y1, x2, y2), float(score), eyes=kp[:2]), kp))
         faces.sort(key=lambda fk: fk[0].score, reverse=True)
         return faces
 

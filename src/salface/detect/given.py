@@ -70,7 +70,7 @@ class GivenBoxes(Detector):
             if (x1, y1, x2, y2) == b.as_tuple():
                 out.append(f)
             else:
-                out.append(Face(Box(x1, y1, x2, y2), f.score, f.landmarks))
+                out.append(Face(Box(x1, y1, x2, y2), f.score, f.landmarks, f.eyes))
         out.sort(key=lambda f: f.score, reverse=True)
         return out
 

@@ -543,13 +543,15 @@ def scale_face(face: Face, s: float) -> Face:
     """``face`` with its box scaled by ``s`` about its centre (landmarks unchanged)."""
     cx, cy = face.box.center
     hw, hh = face.box.width * s / 2, face.box.height * s / 2
-    return Face(Box(cx - hw, cy - hh, cx + hw, cy + hh), face.score, face.landmarks)
+    return Face(Box(cx - hw, cy - hh, cx + hw, cy + hh), face.score, face.landmarks, face.eyes)
 
 
 def shift_face(face: Face, dx: float, dy: float) -> Face:
     b = face.box
-    lm = None if face.landmarks is None else face.landmarks + np.array([dx, dy], np.float32)
-    return Face(Box(b.x1 + dx, b.y1 + dy, b.x2 + dx, b.y2 + dy), face.score, lm)
+    d = np.array([dx, dy], np.float32)
+    lm = None if face.landmarks is None else face.landmarks + d
+    eyes = None if face.eyes is None else face.eyes + d
+    return Face(Box(b.x1 + dx, b.y1 + dy, b.x2 + dx, b.y2 + dy), face.score, lm, eyes)
 
 
 def margin_transform(margin: float, model_margin: float) -> Callable[[Face, np.random.Generator], Face]:
@@ -734,12 +736,14 @@ class BenchmarkResult:
 
 def _face_json(f: Face) -> dict[str, Any]:
     return {"box": list(f.box.as_tuple()), "score": float(f.score),
-            "landmarks": None if f.landmarks is None else np.asarray(f.landmarks).tolist()}
+            "landmarks": None if f.landmarks is None else np.asarray(f.landmarks).tolist(),
+            "eyes": None if f.eyes is None else np.asarray(f.eyes).tolist()}
 
 
 def _face_from_json(d: dict[str, Any]) -> Face:
-    lm = d.get("landmarks")
-    return Face(Box(*d["box"]), float(d["score"]), None if lm is None else np.asarray(lm, np.float32))
+    lm, eyes = d.get("landmarks"), d.get("eyes")
+    return Face(Box(*d["box"]), float(d["score"]), None if lm is None else np.asarray(lm, np.float32),
+                None if eyes is None else np.asarray(eyes, np.float32))
 
 
 def _best_face(faces: Sequence[Any], ref: Box) -> Any | None:

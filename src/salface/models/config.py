@@ -30,6 +30,7 @@ class ClassifierConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     crop_mode: str = "margin"          # "margin" (enlarged box) | "arcface" (5-landmark alignment); salface.crop.crop_for_config
     frame: tuple[float, float, float, float] | None = None  # training photos' source frame (salface.crop; margin crops)
+    align_min_tilt: float = 0.0        # with align: level only eye lines tilted at least this many degrees
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -40,6 +41,9 @@ class ClassifierConfig:
             if len(fr) != 4 or min(fr) < 0:
                 raise ValueError(f"frame must be four numbers >= 0 (left, top, right, bottom), got {self.frame!r}")
             object.__setattr__(self, "frame", fr)
+        if not 0.0 <= float(self.align_min_tilt) < 90.0:
+            raise ValueError(f"align_min_tilt must be in [0, 90) degrees, got {self.align_min_tilt!r}")
+        object.__setattr__(self, "align_min_tilt", float(self.align_min_tilt))
         for t in self.tasks:
             labels_for(t)
         if self.color not in ("rgb", "gray"):
@@ -65,6 +69,8 @@ class ClassifierConfig:
             del d["frame"]  # configs without a frame read as before
         else:
             d["frame"] = list(self.frame)
+        if not self.align_min_tilt:
+            del d["align_min_tilt"]  # likewise: configs that level every tilt (or none) read as before
         d["labels"] = {t: list(v) for t, v in self.labels.items()}
         return d
 
