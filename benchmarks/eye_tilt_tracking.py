@@ -22,22 +22,10 @@ import cv2
 import numpy as np
 
 from salface.crop import eye_angle
+from salface.data.splits import read_split
 from salface.detect import get_detector
 from salface.io import load_image
 from salface.utils import git_commit, machine
-
-
-def _paths(split_file: Path, split: str, root: Path | None, limit: int) -> list[Path]:
-    out = []
-    for line in split_file.read_text().splitlines():
-        rec = json.loads(line)
-        if rec.get("split") != split:
-            continue
-        p = Path(rec["path"])
-        out.append(p if p.is_absolute() or root is None else root / p)
-        if len(out) >= limit:
-            break
-    return out
 
 
 def _turn(img: np.ndarray, deg: float) -> np.ndarray:
@@ -50,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split-file", type=Path, required=True)
     ap.add_argument("--split", default="val")
-    ap.add_argument("--root", type=Path, default=None, help="folder the split file's paths are relative to")
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--angles", default="10,20,30")
     ap.add_argument("--detectors", default="yunet,blazeface")
@@ -58,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     an = ap.parse_args(argv)
     angles = [float(a) for a in an.angles.split(",")]
     dets = {name: get_detector(name) for name in an.detectors.split(",")}
-    paths = _paths(an.split_file, an.split, an.root, an.limit)
+    paths = [sample.path for sample in read_split(an.split_file)[an.split][:an.limit]]
     seen: dict[str, dict[float, list[float]]] = {d: {a: [] for a in angles} for d in dets}
     missed = {d: {a: 0 for a in angles} for d in dets}
     for path in paths:
