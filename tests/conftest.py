@@ -77,3 +77,26 @@ def gender_toy_run(tmp_path, monkeypatch) -> Path:
     from toys import gender_run
 
     return gender_run(tmp_path, monkeypatch, "toy-gender")
+
+
+@pytest.fixture
+def scratch_bundle(tmp_path, monkeypatch):
+    """A copy of the bundled manifest (no weight files) that the CLI edits instead of the package's."""
+    import shutil
+
+    from salface import hub as W
+
+    d = tmp_path / "bundle"
+    shutil.copytree(W.bundled_dir(), d, ignore=shutil.ignore_patterns("*.safetensors", "*.onnx"))
+    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(d))
+    return W
+
+
+@pytest.fixture
+def cli():
+    """Run the ``salface`` command line in-process: ``cli("models", "set-align", ...)``."""
+    from typer.testing import CliRunner
+
+    from salface.cli import app
+
+    return lambda *args: CliRunner().invoke(app, list(args))

@@ -100,49 +100,28 @@ def test_config_crop_mode_is_backwards_compatible():
 
 
 
-@pytest.fixture
-def scratch_bundle(tmp_path, monkeypatch):
-    """A copy of the bundled manifest (no weight files) that the CLI edits instead of the package's."""
-    import shutil
-
-    from salface import hub as W
-
-    d = tmp_path / "bundle"
-    shutil.copytree(W.bundled_dir(), d, ignore=shutil.ignore_patterns("*.safetensors", "*.onnx"))
-    monkeypatch.setenv("SALFACE_BUNDLED_DIR", str(d))
-    return W
-
-
-def _cli(*args):
-    from typer.testing import CliRunner
-
-    from salface.cli import app
-
-    return CliRunner().invoke(app, list(args))
-
-
-def test_set_align_records_it_for_the_model_and_its_members(scratch_bundle):
+def test_set_align_records_it_for_the_model_and_its_members(scratch_bundle, cli):
     W = scratch_bundle
     if "age-gender-ensemble" not in W.load_manifest().get("models", {}):
         pytest.skip("age-gender-ensemble is not bundled")
     for value in ("on", "off", "ON"):
-        r = _cli("models", "set-align", "age-gender-ensemble", value, "--reason", "a report")
+        r = cli("models", "set-align", "age-gender-ensemble", value, "--reason", "a report")
         assert r.exit_code == 0, r.output
         entry = W.bundled_entry("age-gender-ensemble")
         want = value.lower() == "on"
         assert entry["config"]["align"] is want and entry["align_reason"] == "a report"
         assert [m["align"] for m in entry["config"]["extra"]["members"]] == [want, want]
         assert ClassifierConfig.from_dict(entry["config"]).align is want
-    assert _cli("models", "set-align", "age-gender-ensemble", "maybe", "--reason", "x").exit_code == 2
-    r = _cli("models", "set-align", "blazeface", "on", "--reason", "x")
+    assert cli("models", "set-align", "age-gender-ensemble", "maybe", "--reason", "x").exit_code == 2
+    r = cli("models", "set-align", "blazeface", "on", "--reason", "x")
     assert r.exit_code == 1 and "not a classifier" in r.output
 
 
-def test_set_align_min_tilt_is_recorded_validated_and_used(scratch_bundle, astronaut):
+def test_set_align_min_tilt_is_recorded_validated_and_used(scratch_bundle, cli, astronaut):
     W = scratch_bundle
     if "age-gender-ensemble" not in W.load_manifest().get("models", {}):
         pytest.skip("age-gender-ensemble is not bundled")
-    r = _cli("models", "set-align", "age-gender-ensemble", "on", "--min-tilt", "10", "--reason", "r")
+    r = cli("models", "set-align", "age-gender-ensemble", "on", "--min-tilt", "10", "--reason", "r")
     assert r.exit_code == 0 and "from 10° of tilt" in r.output, r.output
     cfg = W.bundled_entry("age-gender-ensemble")["config"]
     assert cfg["align_min_tilt"] == 10.0
@@ -157,10 +136,10 @@ def test_set_align_min_tilt_is_recorded_validated_and_used(scratch_bundle, astro
         face = Face(box=Box(178, 63, 268, 176), score=0.9, landmarks=lm)
         assert crop_for_config(astronaut, face, config).angle == pytest.approx(want, abs=1e-3)
     # back to levelling every face, and off: the field goes away
-    assert _cli("models", "set-align", "age-gender-ensemble", "on", "--reason", "r").exit_code == 0
+    assert cli("models", "set-align", "age-gender-ensemble", "on", "--reason", "r").exit_code == 0
     assert "align_min_tilt" not in W.bundled_entry("age-gender-ensemble")["config"]
     for bad in (("off", "--min-tilt", "10"), ("on", "--min-tilt", "95"), ("on", "--min-tilt", "-1")):
-        r = _cli("models", "set-align", "age-gender-ensemble", *bad, "--reason", "r")
+        r = cli("models", "set-align", "age-gender-ensemble", *bad, "--reason", "r")
         assert r.exit_code == 2 and "min-tilt" in r.output, r.output
     d = ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("gender",)).to_dict()
     assert "align_min_tilt" not in d                     # configs written before the field read as before
@@ -168,16 +147,16 @@ def test_set_align_min_tilt_is_recorded_validated_and_used(scratch_bundle, astro
         ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("gender",), align=True, align_min_tilt=-2)
 
 
-def test_set_frame_records_and_removes_a_frame(scratch_bundle):
+def test_set_frame_records_and_removes_a_frame(scratch_bundle, cli):
     W = scratch_bundle
     if "default-expression" not in W.load_manifest().get("models", {}):
         pytest.skip("default-expression is not bundled")
-    r = _cli("models", "set-frame", "default-expression", "0.1,0,0.2,0.05", "--reason", "r")
+    r = cli("models", "set-frame", "default-expression", "0.1,0,0.2,0.05", "--reason", "r")
     assert r.exit_code == 0, r.output
     entry = W.bundled_entry("default-expression")
     assert entry["config"]["frame"] == [0.1, 0.0, 0.2, 0.05] and entry["frame_reason"] == "r"
-    assert _cli("models", "set-frame", "default-expression", "none", "--reason", "r").exit_code == 0
+    assert cli("models", "set-frame", "default-expression", "none", "--reason", "r").exit_code == 0
     assert "frame" not in W.bundled_entry("default-expression")["config"]
     for bad in ("0.1,x,0,0", "0,-1,0,0"):
-        r = _cli("models", "set-frame", "default-expression", bad, "--reason", "r")
+        r = cli("models", "set-frame", "default-expression", bad, "--reason", "r")
         assert r.exit_code == 1 and "error" in r.output

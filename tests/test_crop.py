@@ -1,9 +1,11 @@
 """Margin / padding geometry against hand-computed boxes."""
 
+import cv2
 import numpy as np
 import pytest
 
-from salface.crop import crop_face, enlarged_box, eye_angle
+from salface.crop import capped_pixels, crop_face, crop_for_config, enlarged_box, eye_angle
+from salface.models.config import ClassifierConfig
 from salface.types import Box, Face
 
 
@@ -151,3 +153,48 @@ def test_aligned_crop_undoes_a_quarter_turn():
     assert back.angle == pytest.approx(-90.0)
     diff = np.abs(back.pixels.astype(float) - upright.pixels.astype(float)).mean()
     assert diff < 2.0
+
+
+def _down_up(pixels, side):
+    small = cv2.resize(pixels, (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (pixels.shape[0],) * 2, interpolation=cv2.INTER_LINEAR)
+
+
+def test_max_side_sees_a_large_face_at_the_training_resolution():
+    # a fine checkerboard: a sharp crop keeps its contrast, one capped at 20 px loses it
+    yy, xx = np.mgrid[0:400, 0:400]
+    img = np.repeat((((yy // 3 + xx // 3) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    face = Face(Box(100, 100, 300, 300))                      # the square spans 260 image pixels
+    sharp = crop_face(img, face, size=96)
+    capped = crop_face(img, face, size=96, max_side=20)
+    assert capped.pixels.shape == sharp.pixels.shape
+    assert np.array_equal(capped.pixels, _down_up(sharp.pixels, 20))   # down to 20 px, back up
+    assert capped.pixels.std() < 0.5 * sharp.pixels.std()
+    assert capped.box.as_tuple() == sharp.box.as_tuple()
+    assert capped.matrix == pytest.approx(sharp.matrix)       # the same image → crop mapping
+    # a square no wider than the cap, or a cap at or above the crop size, is cut as before
+    assert np.array_equal(crop_face(img, face, size=96, max_side=300).pixels, sharp.pixels)
+    assert np.array_equal(crop_face(img, face, size=96, max_side=96).pixels, sharp.pixels)
+    small = Face(Box(190, 190, 210, 210))                     # a 26-px square, under a 40-px cap
+    assert np.array_equal(crop_face(img, small, size=96, max_side=40).pixels,
+                          crop_face(img, small, size=96).pixels)
+    # the pipeline's path: uncapped crops (shared, for the saliency map), capped model input
+    cfg = ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("expression",), input_size=96,
+                           max_crop_px=20)
+    uncapped = crop_for_config(img, face, cfg, use_cap=False)
+    assert np.array_equal(uncapped.pixels, sharp.pixels)
+    assert np.array_equal(crop_for_config(img, face, cfg).pixels, capped.pixels)
+    tiny = Face(Box(195, 195, 205, 205))                      # a 13-px square, under the 20-px cap
+    both = capped_pixels([uncapped, crop_for_config(img, tiny, cfg, use_cap=False)], cfg)
+    assert np.array_equal(both[0], capped.pixels)
+    assert np.array_equal(both[1], crop_face(img, tiny, size=96).pixels)
+
+
+def test_max_side_also_applies_to_levelled_crops():
+    img = np.random.default_rng(3).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    lm = np.array([[160, 160], [240, 200], [200, 210], [170, 250], [230, 260]], float)
+    face = Face(Box(100, 100, 300, 300), landmarks=lm)
+    c = crop_face(img, face, size=96, align=True, max_side=30)
+    sharp = crop_face(img, face, size=96, align=True)
+    assert c.angle == pytest.approx(sharp.angle) and abs(c.angle) > 20
+    assert np.array_equal(c.pixels, _down_up(sharp.pixels, 30))

@@ -284,3 +284,43 @@ def test_cli_fast_profile(files):
     assert {"age", "gender", "expression"} <= set(face)
     res = CliRunner().invoke(app, ["analyze", str(files[0]), "--fast", "--model", "default-expression"])
     assert res.exit_code == 2 and "fast" in res.output
+
+
+def test_resolution_cap_changes_the_model_input_not_the_saliency_map(astronaut):
+    """With ``max_crop_px``, the network gets the crop seen at that many photo pixels, while the
+    saliency map is of the uncapped crop the pipeline shares with the other models."""
+    from salface.classify import Classifier
+    from salface.crop import cap_resolution, crop_face
+    from salface.models.config import ClassifierConfig
+    from salface.pipeline import _crop_key, _Group
+    from salface.preprocess import to_input_array
+    from salface.types import Box, Face
+
+    seen = {}
+
+    class Recording(SaliencyModel):
+        name = "recording"
+
+        def predict(self, crops):
+            seen["map_input"] = crops.copy()
+            return np.ones(crops.shape[:3], np.float32)
+
+    def network(x):
+        seen["net_input"] = x.copy()
+        return {"expression": np.zeros((len(x), 7), np.float32)}
+
+    box = (150, 60, 260, 190)                     # a 169-px crop square, capped at 40
+    cfg = ClassifierConfig(name="cap", backbone="mobilenet_v2", tasks=("expression",), input_size=64,
+                           saliency="recording", ratio=0.0, max_crop_px=40, extra={"tta_flip": False})
+    an = Analyzer(detector=GivenBoxes([box]), model=None)
+    clf = Classifier(cfg.name, cfg, network)
+    an.groups = [_Group(classifier=clf, tasks=cfg.tasks, saliency=Recording(), saliency_spec="recording",
+                        crop_key=_crop_key(cfg))]
+    next(an.analyze_batch([astronaut]))
+    sharp = crop_face(astronaut, Face(Box(*box)), size=64)
+    assert np.array_equal(seen["map_input"][0], sharp.pixels)
+    want = clf.prepare(cap_resolution(sharp.pixels, sharp.box.width, 40)[None])
+    assert not np.allclose(want, clf.prepare(sharp.pixels[None]))
+    ones = np.ones((1, 64, 64), np.float32)
+    assert np.array_equal(seen["net_input"], to_input_array(want, ones, cfg))
+    assert not np.array_equal(seen["net_input"], to_input_array(clf.prepare(sharp.pixels[None]), ones, cfg))

@@ -256,7 +256,7 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
     plus ``explain.json`` with all faces. Models without global average pooling get no CAM tile."""
     from .backends.torch import TorchNetwork
     from .classify import Classifier
-    from .crop import crop_for_config
+    from .crop import capped_pixels, crop_for_config
     from .detect import get_detector
     from .io import load_image
     from .models.preprocess import to_input_tensor
@@ -277,12 +277,13 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
             tiles: list[tuple[np.ndarray, str]] = []
             for mi, em in enumerate(models):
                 cfg = em.config
-                crop = crop_for_config(img, face, cfg)
+                crop = crop_for_config(img, face, cfg, use_cap=False)
                 # the runtime's own forward path (salface.classify), so the probabilities are the
-                # calibrated, flip-averaged ones `analyze` reports; the map is of the RGB crop, as there
+                # calibrated, flip-averaged ones `analyze` reports; the map is of the RGB crop
+                # before any resolution cap, as there
                 sal = em.saliency(crop.pixels[None]) if em.saliency is not None else None
                 clf = em.runtime or Classifier(em.source, cfg, TorchNetwork(em.model, device))
-                px = clf.prepare(crop.pixels[None])
+                px = clf.prepare(capped_pixels([crop], cfg))
                 probs = clf.predict(px, sal)
                 if mi == 0:
                     s_map = sal[0] if sal is not None else np.ones(px.shape[1:3], np.float32)

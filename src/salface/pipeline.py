@@ -23,7 +23,7 @@ import numpy as np
 
 from .backends import check_device, resolve_backend
 from .classify import DEFAULT_MODELS, Classifier, load_classifier
-from .crop import DEFAULT_MARGIN, crop_face, crop_for_config
+from .crop import DEFAULT_MARGIN, capped_pixels, crop_face, crop_for_config
 from .detect import get_detector
 from .detect.base import Detector
 from .errors import ImageError
@@ -279,13 +279,15 @@ class Analyzer:
         for gi, g in enumerate(self.groups):
             cfg = g.config
             if g.crop_key not in crops:
-                crops[g.crop_key] = [crop_for_config(p.image, f, cfg, use_frame=self.source_frame)
-                                     for p, f in items]
+                crops[g.crop_key] = [crop_for_config(p.image, f, cfg, use_frame=self.source_frame,
+                                                     use_cap=False) for p, f in items]
                 rgb[g.crop_key] = np.stack([c.pixels for c in crops[g.crop_key]])
             mkey = (g.crop_key, g.saliency_spec)
             if mkey not in maps:  # one saliency map per face and crop geometry, shared
                 maps[mkey] = g.saliency(rgb[g.crop_key]) if g.saliency is not None else None
-            pixels = g.classifier.prepare(rgb[g.crop_key])
+            capped = (capped_pixels(crops[g.crop_key], cfg) if getattr(cfg, "max_crop_px", 0.0)
+                      else rgb[g.crop_key])  # a resolution cap changes the input, not the map
+            pixels = g.classifier.prepare(capped)
             probs = g.classifier.predict(pixels, maps[mkey], ratio=self.ratio_override)
             for t in g.tasks:
                 names = cfg.labels[t]

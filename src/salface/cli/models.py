@@ -251,6 +251,40 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{name}: align {'on' if value else 'off'}"
                    + (f" from {min_tilt:g}° of tilt" if min_tilt else ""))
 
+    @models_app.command("set-resolution")
+    def set_resolution_cmd(
+        name: str = typer.Argument(..., help="A bundled classifier (margin crop)."),
+        pixels: str = typer.Argument(..., help="The crop square's largest side in the photo's own "
+                                               "pixels (its training photos' resolution, e.g. from "
+                                               "benchmarks/resolution_mirror.py measure), or 'none'."),
+        reason: str = typer.Option(..., "--reason", help="Why (recorded in the manifest), e.g. "
+                                                         "the comparison report."),
+    ) -> None:
+        """Record the resolution a model learned from (``config.max_crop_px``): a face whose crop
+        square spans more photo pixels is cut at that many and then enlarged to the input size, for
+        the model and, in an ensemble, each member."""
+        remove = pixels.strip().lower() == "none"
+        try:
+            value = 0.0 if remove else float(pixels)
+        except ValueError:
+            value = -1.0
+        if not (remove or 1.0 <= value < 1e6):
+            err.print(f"[red]error:[/red] pixels must be a number >= 1 or 'none', got {escape(pixels)!r}")
+            raise typer.Exit(2)
+
+        def change(cfg: dict[str, Any]) -> None:
+            if cfg.get("crop_mode", "margin") != "margin":
+                raise ValueError(f"{name} uses the {cfg['crop_mode']!r} crop; the cap is for margin crops")
+            for part in [cfg, *cfg.get("extra", {}).get("members", [])]:
+                if value:
+                    part["max_crop_px"] = value
+                else:
+                    part.pop("max_crop_px", None)
+
+        _update_classifier_config(name, change, "resolution_reason", reason)
+        typer.echo(f"{name}: " + (f"crop squares seen at no more than {value:g} photo pixels" if value
+                                   else "no resolution cap"))
+
     @app.command("fetch")
     def fetch_cmd(
         name: str = typer.Argument(..., help=f"Model file to install: {', '.join(W.REMOTE_FILES)}."),

@@ -31,6 +31,7 @@ class ClassifierConfig:
     crop_mode: str = "margin"          # "margin" (enlarged box) | "arcface" (5-landmark alignment); salface.crop.crop_for_config
     frame: tuple[float, float, float, float] | None = None  # training photos' source frame (salface.crop; margin crops)
     align_min_tilt: float = 0.0        # with align: level only eye lines tilted at least this many degrees
+    max_crop_px: float = 0.0           # margin crops: the crop square's largest side in source pixels (0: no cap)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -44,6 +45,9 @@ class ClassifierConfig:
         if not 0.0 <= float(self.align_min_tilt) < 90.0:
             raise ValueError(f"align_min_tilt must be in [0, 90) degrees, got {self.align_min_tilt!r}")
         object.__setattr__(self, "align_min_tilt", float(self.align_min_tilt))
+        if not (0.0 <= float(self.max_crop_px) < 1e6):
+            raise ValueError(f"max_crop_px must be >= 0 (0: no cap), got {self.max_crop_px!r}")
+        object.__setattr__(self, "max_crop_px", float(self.max_crop_px))
         for t in self.tasks:
             labels_for(t)
         if self.color not in ("rgb", "gray"):
@@ -71,6 +75,8 @@ class ClassifierConfig:
             d["frame"] = list(self.frame)
         if not self.align_min_tilt:
             del d["align_min_tilt"]  # likewise: configs that level every tilt (or none) read as before
+        if not self.max_crop_px:
+            del d["max_crop_px"]  # and configs without a resolution cap
         d["labels"] = {t: list(v) for t, v in self.labels.items()}
         return d
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from .config import ClassifierConfig
 
-SHARED_FIELDS = ("color", "crop_mode", "margin", "align", "align_min_tilt", "saliency", "ratio")
+SHARED_FIELDS = ("color", "crop_mode", "margin", "align", "align_min_tilt", "max_crop_px", "saliency", "ratio")
 """Config fields every member must share with the ensemble (the crop and its reweighting); a
 member's ``input_size`` may differ from the ensemble's (its input is resized in the graph)."""
 
