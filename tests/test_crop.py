@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from salface.crop import capped_pixels, crop_face, crop_for_config, enlarged_box, eye_angle
+from salface.crop import crop_face, crop_for_config, enlarged_box, eye_angle
 from salface.models.config import ClassifierConfig
 from salface.types import Box, Face
 
@@ -155,9 +155,9 @@ def test_aligned_crop_undoes_a_quarter_turn():
     assert diff < 2.0
 
 
-def _down_up(pixels, side):
-    small = cv2.resize(pixels, (side, side), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (pixels.shape[0],) * 2, interpolation=cv2.INTER_LINEAR)
+def _cut_up(image, face, side, size=96, **kw):
+    small = crop_face(image, face, size=side, **kw).pixels
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def test_max_side_sees_a_large_face_at_the_training_resolution():
@@ -168,7 +168,7 @@ def test_max_side_sees_a_large_face_at_the_training_resolution():
     sharp = crop_face(img, face, size=96)
     capped = crop_face(img, face, size=96, max_side=20)
     assert capped.pixels.shape == sharp.pixels.shape
-    assert np.array_equal(capped.pixels, _down_up(sharp.pixels, 20))   # down to 20 px, back up
+    assert np.array_equal(capped.pixels, _cut_up(img, face, 20))   # cut at 20 px, then enlarged
     assert capped.pixels.std() < 0.5 * sharp.pixels.std()
     assert capped.box.as_tuple() == sharp.box.as_tuple()
     assert capped.matrix == pytest.approx(sharp.matrix)       # the same image → crop mapping
@@ -178,16 +178,11 @@ def test_max_side_sees_a_large_face_at_the_training_resolution():
     small = Face(Box(190, 190, 210, 210))                     # a 26-px square, under a 40-px cap
     assert np.array_equal(crop_face(img, small, size=96, max_side=40).pixels,
                           crop_face(img, small, size=96).pixels)
-    # the pipeline's path: uncapped crops (shared, for the saliency map), capped model input
+    # crop_for_config follows the config; use_cap=False gives the crop the pipeline maps
     cfg = ClassifierConfig(name="x", backbone="mobilenet_v2", tasks=("expression",), input_size=96,
                            max_crop_px=20)
-    uncapped = crop_for_config(img, face, cfg, use_cap=False)
-    assert np.array_equal(uncapped.pixels, sharp.pixels)
+    assert np.array_equal(crop_for_config(img, face, cfg, use_cap=False).pixels, sharp.pixels)
     assert np.array_equal(crop_for_config(img, face, cfg).pixels, capped.pixels)
-    tiny = Face(Box(195, 195, 205, 205))                      # a 13-px square, under the 20-px cap
-    both = capped_pixels([uncapped, crop_for_config(img, tiny, cfg, use_cap=False)], cfg)
-    assert np.array_equal(both[0], capped.pixels)
-    assert np.array_equal(both[1], crop_face(img, tiny, size=96).pixels)
 
 
 def test_max_side_also_applies_to_levelled_crops():
@@ -197,4 +192,6 @@ def test_max_side_also_applies_to_levelled_crops():
     c = crop_face(img, face, size=96, align=True, max_side=30)
     sharp = crop_face(img, face, size=96, align=True)
     assert c.angle == pytest.approx(sharp.angle) and abs(c.angle) > 20
-    assert np.array_equal(c.pixels, _down_up(sharp.pixels, 30))
+    assert np.array_equal(c.pixels, _cut_up(img, face, 30, align=True))
+    assert c.matrix == pytest.approx(sharp.matrix)
+    assert c.landmarks[:2, 1] == pytest.approx([c.landmarks[0, 1]] * 2, abs=1e-3)   # still level

@@ -290,7 +290,7 @@ def test_resolution_cap_changes_the_model_input_not_the_saliency_map(astronaut):
     """With ``max_crop_px``, the network gets the crop seen at that many photo pixels, while the
     saliency map is of the uncapped crop the pipeline shares with the other models."""
     from salface.classify import Classifier
-    from salface.crop import cap_resolution, crop_face
+    from salface.crop import crop_face
     from salface.models.config import ClassifierConfig
     from salface.pipeline import _crop_key, _Group
     from salface.preprocess import to_input_array
@@ -319,7 +319,7 @@ def test_resolution_cap_changes_the_model_input_not_the_saliency_map(astronaut):
     next(an.analyze_batch([astronaut]))
     sharp = crop_face(astronaut, Face(Box(*box)), size=64)
     assert np.array_equal(seen["map_input"][0], sharp.pixels)
-    want = clf.prepare(cap_resolution(sharp.pixels, sharp.box.width, 40)[None])
+    want = clf.prepare(crop_face(astronaut, Face(Box(*box)), size=64, max_side=40).pixels[None])
     assert not np.allclose(want, clf.prepare(sharp.pixels[None]))
     ones = np.ones((1, 64, 64), np.float32)
     assert np.array_equal(seen["net_input"], to_input_array(want, ones, cfg))

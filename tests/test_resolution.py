@@ -38,8 +38,8 @@ def test_set_resolution_is_recorded_for_the_model_and_its_members_and_used(scrat
     face = Face(box=Box(178, 63, 268, 176), score=0.9)               # the astronaut's face: a 147-px square
     got = crop_for_config(astronaut, face, config).pixels
     size = config.input_size
-    sharp = crop_face(astronaut, face, size=size, margin=config.margin)
-    small = cv2.resize(sharp.pixels, (40, 40), interpolation=cv2.INTER_AREA)
+    small = crop_face(astronaut, face, size=40, margin=config.margin, align=config.align,
+                      min_tilt=config.align_min_tilt).pixels          # cut at 40 px, then enlarged
     assert np.array_equal(got, cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR))
     assert cli("models", "set-resolution", "age-gender-ensemble", "none", "--reason", "r").exit_code == 0
     cfg = W.bundled_entry("age-gender-ensemble")["config"]

@@ -30,12 +30,12 @@ the nearest pixel inside, as they did in training. ``None`` (the default) keeps 
 
 **Resolution cap** (``max_side``, ``ClassifierConfig.max_crop_px``): a network trained on small
 pictures (FER's 48-px images: the margin square spans about 60 source pixels, enlarged to the
-crop) never saw a face sharper than that. With a cap, the crop of a square that spans more image
-pixels than ``max_side`` is resized down to ``max_side`` pixels (area) and back up to ``size``
-(bilinear), so a face in a large photo reaches the network at the resolution it learned from.
-Squares of at most ``max_side`` pixels are cut as before. ``0`` (the default) is no cap. The
-image-to-crop mapping is unchanged. The pipeline computes a face's saliency map once, on the
-uncapped crop it shares with the other models, and caps only the classifier's input.
+crop) never saw a face sharper than that. With a cap, a square that spans more image pixels than
+``max_side`` is cut at ``round(max_side)`` pixels (steps 4–5 at that size) and then enlarged to
+``size`` (bilinear), so a face in a large photo reaches the network at the resolution it learned
+from. Squares of at most ``max_side`` pixels are cut as before. ``0`` (the default) is no cap.
+The image-to-crop mapping is the uncapped crop's. The pipeline computes a face's saliency map
+once, on the uncapped crop it shares with the other models, and caps only the classifier's input.
 
 Crop modes (``ClassifierConfig.crop_mode``; :func:`crop_for_config` dispatches on it):
 
@@ -217,10 +217,9 @@ def crop_for_config(image: np.ndarray, face: Face, config, *, use_frame: bool = 
                     use_cap: bool = True) -> Crop:
     """The crop a classifier with ``config`` (a ``ClassifierConfig``) was trained on: its
     ``crop_mode`` (default ``"margin"``), ``input_size``, ``margin``, ``align``, resolution cap
-    ``max_crop_px`` (unless ``use_cap`` is false: the pipeline computes the saliency map on the
-    uncapped crop, shared with the other models, and caps the classifier's input with
-    :func:`capped_pixels`) and, with ``use_frame`` (``Analyzer(source_frame=True)``), its training
-    photos' source ``frame``."""
+    ``max_crop_px`` (unless ``use_cap`` is false: the crop whose saliency map the pipeline
+    computes and shares with the other models) and, with ``use_frame``
+    (``Analyzer(source_frame=True)``), its training photos' source ``frame``."""
     mode = getattr(config, "crop_mode", "margin")
     if mode == "arcface":
         return align_face(image, face, size=config.input_size, margin=config.margin)
@@ -230,16 +229,6 @@ def crop_for_config(image: np.ndarray, face: Face, config, *, use_frame: bool = 
                          min_tilt=getattr(config, "align_min_tilt", 0.0),
                          max_side=getattr(config, "max_crop_px", 0.0) if use_cap else 0.0)
     raise ValueError(f"unknown crop mode {mode!r}; expected one of {list(CROP_MODES)}")
-
-
-def capped_pixels(crops, config) -> np.ndarray:
-    """``(N, S, S, 3)`` pixels of uncapped margin crops (:class:`~salface.types.Crop`, from
-    ``crop_for_config(..., use_cap=False)``) as a model with ``config.max_crop_px`` sees them."""
-    pixels = np.stack([c.pixels for c in crops])
-    cap = float(getattr(config, "max_crop_px", 0.0) or 0.0)
-    if not cap or getattr(config, "crop_mode", "margin") != "margin":
-        return pixels
-    return np.stack([cap_resolution(c.pixels, c.box.width, cap) for c in crops])
 
 
 def eye_angle(face: Face) -> float:
@@ -260,12 +249,19 @@ def crop_face(image: np.ndarray, face: Face, size: int = 224, margin: float = DE
     """Cut ``face`` out of ``image`` (``H×W×3`` uint8 RGB) as a :class:`~salface.types.Crop`;
     ``frame`` limits the image to a training set's framing first; with ``align``, eye lines tilted
     less than ``min_tilt`` degrees are cut upright; with ``max_side``, a square wider than that many
-    image pixels is cut at ``max_side`` pixels first and enlarged to ``size`` (module docstring)."""
+    image pixels is cut at ``max_side`` pixels and enlarged to ``size`` (module docstring)."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 image, got shape {image.shape}")
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     region = enlarged_box(face.box, margin, square)
+    cap = int(round(max_side)) if max_side else 0
+    if 1 <= cap < size and region.width > max_side:  # resolution cap: cut small, then enlarge
+        small = crop_face(image, face, size=cap, margin=margin, align=align, square=square,
+                          frame=frame, min_tilt=min_tilt)
+        pixels = cv2.resize(small.pixels, (size, size), interpolation=cv2.INTER_LINEAR)
+        return Crop(pixels=np.ascontiguousarray(pixels), box=small.box, face=face,
+                    matrix=small.matrix * (size / cap), angle=small.angle)
     x1, y1, x2, y2 = (int(v) for v in region.as_tuple())
     rw, rh = x2 - x1, y2 - y1
     angle = eye_angle(face) if align else 0.0
@@ -285,19 +281,4 @@ def crop_face(image: np.ndarray, face: Face, size: int = 224, margin: float = DE
         scale = np.array([[sx, 0.0, -x1 * sx], [0.0, sy, -y1 * sy], [0, 0, 1]], dtype=np.float64)
         matrix = (scale @ np.vstack([rot, [0, 0, 1]]))[:2]
         pixels = _warp(src, _index_matrix(matrix), size, ox, oy)
-    pixels = cap_resolution(pixels, rw, max_side)
     return Crop(pixels=np.ascontiguousarray(pixels), box=region, face=face, matrix=matrix, angle=angle)
-
-
-def cap_resolution(pixels: np.ndarray, square_side: float, max_side: float) -> np.ndarray:
-    """A crop whose square spanned ``square_side`` image pixels, seen at no more than ``max_side``
-    of them: area-resized down to ``max_side`` pixels and bilinearly back up to its size
-    (module docstring, resolution cap). Returned unchanged when the square spanned at most
-    ``max_side`` pixels, or the cap is 0 or not below the crop's size."""
-    size = pixels.shape[0]
-    cap = int(round(max_side)) if max_side else 0
-    if not 1 <= cap < size or square_side <= max_side:
-        return pixels
-    small = cv2.resize(pixels, (cap, cap), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
-

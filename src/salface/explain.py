@@ -256,7 +256,7 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
     plus ``explain.json`` with all faces. Models without global average pooling get no CAM tile."""
     from .backends.torch import TorchNetwork
     from .classify import Classifier
-    from .crop import capped_pixels, crop_for_config
+    from .crop import crop_for_config
     from .detect import get_detector
     from .io import load_image
     from .models.preprocess import to_input_tensor
@@ -283,7 +283,7 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
                 # before any resolution cap, as there
                 sal = em.saliency(crop.pixels[None]) if em.saliency is not None else None
                 clf = em.runtime or Classifier(em.source, cfg, TorchNetwork(em.model, device))
-                px = clf.prepare(capped_pixels([crop], cfg))
+                px = clf.prepare(crop_for_config(img, face, cfg).pixels[None])
                 probs = clf.predict(px, sal)
                 if mi == 0:
                     s_map = sal[0] if sal is not None else np.ones(px.shape[1:3], np.float32)

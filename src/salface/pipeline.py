@@ -23,7 +23,7 @@ import numpy as np
 
 from .backends import check_device, resolve_backend
 from .classify import DEFAULT_MODELS, Classifier, load_classifier
-from .crop import DEFAULT_MARGIN, capped_pixels, crop_face, crop_for_config
+from .crop import DEFAULT_MARGIN, crop_face, crop_for_config
 from .detect import get_detector
 from .detect.base import Detector
 from .errors import ImageError
@@ -285,8 +285,11 @@ class Analyzer:
             mkey = (g.crop_key, g.saliency_spec)
             if mkey not in maps:  # one saliency map per face and crop geometry, shared
                 maps[mkey] = g.saliency(rgb[g.crop_key]) if g.saliency is not None else None
-            capped = (capped_pixels(crops[g.crop_key], cfg) if getattr(cfg, "max_crop_px", 0.0)
-                      else rgb[g.crop_key])  # a resolution cap changes the input, not the map
+            if getattr(cfg, "max_crop_px", 0.0):  # a resolution cap changes the input, not the map
+                capped = np.stack([crop_for_config(p.image, f, cfg, use_frame=self.source_frame).pixels
+                                   for p, f in items])
+            else:
+                capped = rgb[g.crop_key]
             pixels = g.classifier.prepare(capped)
             probs = g.classifier.predict(pixels, maps[mkey], ratio=self.ratio_override)
             for t in g.tasks:

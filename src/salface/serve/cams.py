@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..crop import capped_pixels, crop_for_config
+from ..crop import crop_for_config
 from ..preprocess import to_input_array
 from ..types import FaceResult
 from ..viz import cam_overlay
@@ -71,10 +71,10 @@ class CamMaker:
             if not getattr(module, "has_gap", False):
                 notes.append(f"{g.classifier.name} ({cfg.backbone}) has no global average pooling")
                 continue
-            crops = [crop_for_config(image, r.face, cfg, use_cap=False) for r in faces]
-            rgb = np.stack([c.pixels for c in crops])
+            rgb = np.stack([crop_for_config(image, r.face, cfg, use_cap=False).pixels for r in faces])
             maps = g.saliency(rgb) if g.saliency is not None else None
-            px = g.classifier.prepare(capped_pixels(crops, cfg))  # as the pipeline: map before the cap
+            # as the pipeline: the map of the uncapped crop, the model's input under its resolution cap
+            px = g.classifier.prepare(np.stack([crop_for_config(image, r.face, cfg).pixels for r in faces]))
             torch = net.torch
             with torch.inference_mode():
                 x = torch.from_numpy(to_input_array(px, maps, cfg)).to(net.device)
