@@ -20,8 +20,9 @@ builds the same situation with labels, from UTKFace (sharp 200-px chips):
 
 An age/gender network trained on the FER-resolution cache then meets val crops at its own
 resolution, sharp val crops, and sharp val crops capped at a few sides (``salface evaluate``;
-``scripts/framing_proxy.py compare`` pairs the reports). The cap is what
-``ClassifierConfig.max_crop_px`` does in the pipeline.
+``scripts/framing_proxy.py compare`` pairs the reports). For a face whose square spans far more
+than 96 pixels, the cap is what ``ClassifierConfig.max_crop_px`` does in the pipeline (which cuts
+the crop at the cap straight from the photo).
 
     python benchmarks/resolution_mirror.py measure --dataset ferplus --data ../shared/data/ferplus --n 4000 --out docs/benchmarks/resolution/fer_crop_sides.json
     python benchmarks/resolution_mirror.py measure --dataset utkface --data ../shared/data/utkface --n 2000 --out docs/benchmarks/resolution/utk_crop_sides.json
