@@ -30,6 +30,12 @@ the crop at the cap straight from the photo).
     python benchmarks/resolution_mirror.py build --cache cache/crops/utkface-96-rgb --splits val --out cache/crops/utk-val-sharp
     python benchmarks/resolution_mirror.py build --cache cache/crops/utkface-96-rgb --side 56 --splits val --out cache/crops/utk-val-cap56
     python benchmarks/resolution_mirror.py build --cache cache/crops/utkface-96-rgb --side 56 --splits val --out cache/crops/utk-val-cap56-sm --maps-from cache/crops/utk-val-sharp
+
+The same on the expression task itself (``benchmarks/resolution_mirror.sh fer``): FER+'s own
+crops at half their resolution for training (``--scale 0.5``), FER+'s pictures as the sharper
+faces:
+
+    python benchmarks/resolution_mirror.py build --cache cache/crops/ferplus-96-gray-level --sides docs/benchmarks/resolution/fer_crop_sides.json --scale 0.5 --splits train,val --out cache/crops/fer-half
 """
 
 from __future__ import annotations
@@ -85,12 +91,12 @@ def resample(crop: np.ndarray, side: int) -> np.ndarray:
 
 
 def build(cache: Path, out: Path, splits: list[str], sides: np.ndarray | None, side: int | None,
-          seed: int, maps_from: Path | None = None) -> dict:
+          seed: int, maps_from: Path | None = None, scale: float = 1.0) -> dict:
     meta = json.loads((cache / "meta.json").read_text())
     split = np.load(cache / "split.npy")
     rows = np.flatnonzero(np.isin(split, [SPLITS[s] for s in splits]))
     rng = np.random.default_rng(seed)
-    drawn = (np.round(rng.choice(sides, size=len(rows))).astype(int) if sides is not None
+    drawn = (np.round(scale * rng.choice(sides, size=len(rows))).astype(int) if sides is not None
              else np.full(len(rows), side if side else meta["size"], dtype=int))
     out.mkdir(parents=True, exist_ok=True)
     src = {k: np.load(cache / f"{k}.npy", mmap_mode="r") for k in ARRAYS}
@@ -100,9 +106,11 @@ def build(cache: Path, out: Path, splits: list[str], sides: np.ndarray | None, s
     np.save(out / "crops.npy", crops)
     for k in ARRAYS[1:]:
         np.save(out / f"{k}.npy", np.asarray(src[k][rows]))
+    for t in sorted(cache.glob("targets_*.npy")):  # soft targets (FER+ vote distributions)
+        np.save(out / t.name, np.load(t)[rows])
     paths = json.loads((cache / "paths.json").read_text())
     (out / "paths.json").write_text(json.dumps([paths[i] for i in rows]))
-    recipe = {"source_key": meta["key"], "splits": splits, "side": side, "seed": seed,
+    recipe = {"source_key": meta["key"], "splits": splits, "side": side, "seed": seed, "scale": scale,
               "sides_drawn_from": None if sides is None else len(sides)}
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode() + crops.tobytes()).hexdigest()
     new = dict(meta, key=key, n=len(rows), done=len(rows), resolution_mirror=recipe,
@@ -137,6 +145,8 @@ def main() -> None:
     b.add_argument("--splits", default="train,val")
     b.add_argument("--sides", type=Path, help="a `measure` JSON: each crop gets a side drawn from it")
     b.add_argument("--side", type=int, help="every crop resampled to this side")
+    b.add_argument("--scale", type=float, default=1.0, help="with --sides: the drawn sides times this "
+                   "(0.5 on FER+'s own cache: FER+ at half its resolution)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--maps-from", type=Path, help="copy the saliency maps of this mirror cache (same "
                    "rows), e.g. the sharp one: the pipeline maps the uncapped crop")
@@ -150,7 +160,7 @@ def main() -> None:
         if a.sides is not None and a.side is not None:
             ap.error("give --sides or --side, not both")
         sides = np.asarray(json.loads(a.sides.read_text())["sides"]) if a.sides else None
-        res = build(a.cache, a.out, a.splits.split(","), sides, a.side, a.seed, a.maps_from)
+        res = build(a.cache, a.out, a.splits.split(","), sides, a.side, a.seed, a.maps_from, a.scale)
         print(json.dumps(res, indent=1))
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Resolution mirror (issue 12, session 18): docs/benchmarks/resolution/README.md.
 # Builds the caches, trains the FER-resolution network, scores it and the shipped default-age-gender
-# on every val arm, and pairs the reports. Run from the repository root with ../shared beside it.
+# on every val arm, and pairs the reports (stages build, train, evaluate); stage fer does the same
+# on FER+ itself at half its resolution. Run from the repository root with ../shared beside it.
 set -euo pipefail
 R=benchmarks/resolution_mirror.py
 D=docs/benchmarks/resolution
@@ -38,4 +39,20 @@ if [[ $stage == all || $stage == evaluate ]]; then
     done
     python scripts/framing_proxy.py compare "${arms[@]}" --out $D/compare_$run.json
   done
+fi
+if [[ $stage == all || $stage == fer ]]; then
+  # the same on the expression task: FER+ at half its resolution for training, its own pictures as
+  # the "sharp" faces (twice the training resolution), capped at the top of the training sides
+  F=cache/crops/ferplus-96-gray-level      # docs/benchmarks/align/README.md, session 16 (any FER+ 96-px cache does)
+  python $R build --cache $F --sides $S --scale 0.5 --splits train,val --out cache/crops/fer-half
+  python $R build --cache $F --sides $S --scale 0.5 --splits val --out cache/crops/fer-val-half
+  python $R build --cache $F --splits val --out cache/crops/fer-val-native
+  python $R build --cache $F --side 31 --splits val --out cache/crops/fer-val-cap31
+  for c in fer-half fer-val-half fer-val-native fer-val-cap31; do salface cache saliency cache/crops/$c --saliency mlnet; done
+  python $R build --cache $F --side 31 --splits val --out cache/crops/fer-val-cap31-sm --maps-from cache/crops/fer-val-native
+  salface train --preset default-expression --epochs 4 --cache cache/crops/fer-half --out runs/fer-half-e4 --threads 2 --seed 0
+  for c in fer-val-half fer-val-native fer-val-cap31 fer-val-cap31-sm; do
+    salface evaluate runs/fer-half-e4 --split val --tta --no-calibrate --cache cache/crops/$c --out cache/resolution/fer-half-e4_on_$c --threads "${THREADS:-2}"
+  done
+  python scripts/framing_proxy.py compare cache/resolution/fer-half-e4_on_{fer-val-half,fer-val-native,fer-val-cap31,fer-val-cap31-sm}/fer-half-e4_val.json --out $D/compare_fer-half-e4.json
 fi
