@@ -283,7 +283,8 @@ def explain_images(images: Sequence[str | Path], out_dir: str | Path, models: Se
                 # before any resolution cap, as there
                 sal = em.saliency(crop.pixels[None]) if em.saliency is not None else None
                 clf = em.runtime or Classifier(em.source, cfg, TorchNetwork(em.model, device))
-                px = clf.prepare(crop_for_config(img, face, cfg).pixels[None])
+                capped = crop_for_config(img, face, cfg) if cfg.max_crop_px else crop
+                px = clf.prepare(capped.pixels[None])
                 probs = clf.predict(px, sal)
                 if mi == 0:
                     s_map = sal[0] if sal is not None else np.ones(px.shape[1:3], np.float32)

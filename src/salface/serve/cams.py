@@ -74,7 +74,9 @@ class CamMaker:
             rgb = np.stack([crop_for_config(image, r.face, cfg, use_cap=False).pixels for r in faces])
             maps = g.saliency(rgb) if g.saliency is not None else None
             # as the pipeline: the map of the uncapped crop, the model's input under its resolution cap
-            px = g.classifier.prepare(np.stack([crop_for_config(image, r.face, cfg).pixels for r in faces]))
+            if cfg.max_crop_px:
+                rgb = np.stack([crop_for_config(image, r.face, cfg).pixels for r in faces])
+            px = g.classifier.prepare(rgb)
             torch = net.torch
             with torch.inference_mode():
                 x = torch.from_numpy(to_input_array(px, maps, cfg)).to(net.device)
