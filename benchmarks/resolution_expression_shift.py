@@ -19,20 +19,12 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
+from resolution_mirror import resample  # this folder: the stand-in's down-and-up resampling
 
 from salface.labels import labels_for
 from salface.classify import load_classifier
 from salface.training.cache import open_crop_cache
-
-
-def _seen_at(crop: np.ndarray, side: float) -> np.ndarray:
-    """A sharp cached crop as the pipeline's cap would give it: cut at ``round(side)`` pixels
-    (here: the crop area-resized, its square spanning far more source pixels), then enlarged."""
-    size = crop.shape[0]
-    small = cv2.resize(crop, (int(round(side)),) * 2, interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def main() -> None:
@@ -55,7 +47,7 @@ def main() -> None:
         crops = np.asarray(cc.crops[idx])
         maps = np.asarray(maps_all[idx]).astype(np.float32) / 255.0
         arms = {"sharp": crops,
-                "capped": np.stack([_seen_at(c, a.cap) for c in crops])}
+                "capped": np.stack([resample(c, int(round(a.cap))) for c in crops])}
         for arm, px in arms.items():
             p = clf.predict(clf.prepare(px), maps)["expression"]
             answers[arm].append(p.argmax(1))

@@ -30,6 +30,7 @@ the crop at the cap straight from the photo).
     python benchmarks/resolution_mirror.py build --cache cache/crops/utkface-96-rgb --splits val --out cache/crops/utk-val-sharp
     python benchmarks/resolution_mirror.py build --cache cache/crops/utkface-96-rgb --side 56 --splits val --out cache/crops/utk-val-cap56
     python benchmarks/resolution_mirror.py build --cache cache/crops/utkface-96-rgb --side 56 --splits val --out cache/crops/utk-val-cap56-sm --maps-from cache/crops/utk-val-sharp
+    python benchmarks/resolution_mirror.py maps cache/crops/utk-val-sharp cache/crops/utk-val-cap48 cache/crops/utk-val-cap56 cache/crops/utk-val-cap62 --out docs/benchmarks/resolution/map_agreement.json
 
 The same on the expression task itself (``benchmarks/resolution_mirror.sh fer``): FER+'s own
 crops at half their resolution for training (``--scale 0.5``), FER+'s pictures as the sharper
@@ -128,6 +129,21 @@ def build(cache: Path, out: Path, splits: list[str], sides: np.ndarray | None, s
     return new
 
 
+def map_agreement(a: Path, b: Path, name: str = "mlnet") -> dict:
+    """Per-face Pearson correlation between the saliency maps of two mirror caches of the same rows
+    (e.g. the sharp crops and the capped ones): how much the map changes with the resolution."""
+    x, y = (np.load(c / f"saliency_{name}.npy").astype(np.float64) for c in (a, b))
+    x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
+    x -= x.mean(1, keepdims=True)
+    y -= y.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cc = (x * y).sum(1) / np.sqrt((x ** 2).sum(1) * (y ** 2).sum(1))
+    ok = cc[np.isfinite(cc)]
+    return {"command": "python " + " ".join(sys.argv), "a": str(a), "b": str(b), "faces": int(len(cc)),
+            "constant_maps": int(len(cc) - len(ok)),
+            "correlation_percentiles": {str(p): round(float(np.percentile(ok, p)), 4) for p in (1, 5, 50)}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -150,8 +166,15 @@ def main() -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--maps-from", type=Path, help="copy the saliency maps of this mirror cache (same "
                    "rows), e.g. the sharp one: the pipeline maps the uncapped crop")
+    g = sub.add_parser("maps", help="how closely the saliency maps of two mirror caches agree")
+    g.add_argument("caches", nargs="+", type=Path, help="the reference cache, then one or more others")
+    g.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    if a.cmd == "measure":
+    if a.cmd == "maps":
+        res = [map_agreement(a.caches[0], c) for c in a.caches[1:]]
+        a.out.write_text(json.dumps(res, indent=1) + "\n")
+        print(json.dumps(res, indent=1))
+    elif a.cmd == "measure":
         res = measure(a.dataset, a.data, a.n, a.seed, a.margin)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(res) + "\n")

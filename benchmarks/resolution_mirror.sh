@@ -21,6 +21,7 @@ if [[ $stage == all || $stage == build ]]; then
     salface cache saliency cache/crops/utk-val-cap$s --saliency mlnet
     python $R build --cache $SRC --side $s --splits val --out cache/crops/utk-val-cap$s-sm --maps-from cache/crops/utk-val-sharp
   done
+  python $R maps cache/crops/utk-val-sharp cache/crops/utk-val-cap48 cache/crops/utk-val-cap56 cache/crops/utk-val-cap62 --out $D/map_agreement.json
 fi
 if [[ $stage == all || $stage == train ]]; then
   salface train --preset default-age-gender --cache cache/crops/utk-ferres --out runs/ferres-m --threads 2 --seed 0
