@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from salface.training.sampling import (ModelEMA, OrdinalLoss, balance_weights, balanced_order,
-                              expected_shares, ordinal_targets, stratum_ids, utkface_race,
+from salface.training.sampling import (AGE_YEARS_BINS, AgeYearsHead, AgeYearsLoss, ModelEMA, OrdinalLoss,
+                                       balance_weights, balanced_order, expected_shares, expected_years,
+                                       ordinal_targets, stratum_ids, utkface_age_years, utkface_race,
                                        within_stratum_weights)
 
 
@@ -113,3 +114,42 @@ def test_gender_weights_balance_each_stratum():
     assert clipped[-1] / clipped[0] == pytest.approx(2.0 / (10 / 18))   # 5.0 clipped to 2, 0.556 kept
     with pytest.raises(ValueError):
         within_stratum_weights(labels, strata[:3])
+
+
+def test_age_in_years_from_utkface_names():
+    assert utkface_age_years("/d/26_1_0_20170116171048641.jpg.chip.jpg") == 26
+    assert utkface_age_years("39_1_20170116174525125.jpg.chip.jpg") == 39   # no race field
+    assert utkface_age_years("/d/face.png") == -1
+
+
+def test_age_years_loss_targets_and_expectation():
+    """The loss is smallest for a distribution centred on the true age, grows with the distance,
+    ignores rows without an age, and its expectation term is |E[age] − age| / 10."""
+    loss = AgeYearsLoss(sigma=2.0, l1=0.0)
+    k = torch.arange(AGE_YEARS_BINS, dtype=torch.float32)
+    def centred(mu):  # logits of a Gaussian over years centred on mu
+        return (-0.5 * ((k - mu) / 2.0) ** 2)[None, :]
+    y = torch.tensor([30])
+    at, near, far = (float(loss(centred(m), y)) for m in (30.0, 33.0, 50.0))
+    assert at < near < far
+    # the minimum is the target's entropy (cross-entropy of a distribution with itself)
+    q = torch.softmax(centred(30.0), 1)
+    assert at == pytest.approx(float(-torch.special.xlogy(q, q).sum()), rel=1e-5)
+    assert float(expected_years(centred(30.0))) == pytest.approx(30.0, abs=1e-3)
+    # the expectation term: uniform logits have mean 50; |50 − 30| / 10 = 2
+    flat = torch.zeros(1, AGE_YEARS_BINS)
+    with_l1 = AgeYearsLoss(sigma=2.0, l1=1.0)
+    assert float(with_l1(flat, y)) - float(loss(flat, y)) == pytest.approx(2.0, rel=1e-5)
+    # rows with age −1 are left out; ages past 100 fall in the last bin
+    both = torch.cat([centred(30.0), centred(80.0)])
+    assert float(loss(both, torch.tensor([30, -1]))) == pytest.approx(at, rel=1e-6)
+    assert float(loss(centred(100.0), torch.tensor([117]))) == pytest.approx(float(loss(centred(100.0), torch.tensor([100]))))
+    assert float(loss(both, torch.tensor([-1, -1]))) == 0.0
+    with pytest.raises(ValueError):
+        AgeYearsLoss(sigma=0.0)
+
+
+def test_age_years_head_starts_uniform():
+    head = AgeYearsHead(16)
+    out = head(torch.randn(3, 16))
+    assert out.shape == (3, AGE_YEARS_BINS) and float(out.abs().max()) == 0.0

@@ -124,3 +124,48 @@ def test_gender_loss_balanced_within_strata(utk_cache, tmp_path, monkeypatch):
     assert (edge.backbone, edge.crop_mode, edge.input_size, edge.balance) == ("edgeface_xs", "margin", 96, ())
     with pytest.raises(ValueError, match="gender_within needs the gender task"):
         train(fair.with_overrides(tasks=("age",)), utk_cache, out_dir=tmp_path / "c", log=lambda s: None, **kw)
+
+
+def test_age_in_years_head_trains_beside_the_model_and_is_not_saved(utk_cache, tmp_path, monkeypatch):
+    """`age_years`: a training-only head on the file names' ages. The saved network has exactly the
+    keys of one trained without it, the head's weights are kept for --resume (which reproduces an
+    uninterrupted run), the loss differs from the control's, and a cache without ages refuses."""
+    from safetensors.torch import load_file
+
+    base = _wild(monkeypatch).with_overrides(epochs=2, balance=(), ema_decay=0.0)
+    years = base.with_overrides(age_years=0.5)
+    kw = dict(seed=5, pretrained=False, batch_size=8, progress=False, threads=1)
+    logs: list[str] = []
+    ctrl = train(base, utk_cache, out_dir=tmp_path / "ctrl", log=lambda s: None, **kw)
+    full = train(years, utk_cache, out_dir=tmp_path / "full", log=logs.append, **kw)
+    assert any("auxiliary age-in-years head" in m and "20 training ages" in m for m in logs)
+    assert ctrl.history[0]["train_loss"] != pytest.approx(full.history[0]["train_loss"], rel=1e-6)
+    assert all(h["train_age_years_mae"] > 0 for h in full.history)
+    assert "train_age_years_mae" not in ctrl.history[0]
+    for w in ("best", "last"):
+        assert set(load_file(str(tmp_path / "full" / f"{w}.safetensors"))) == \
+            set(load_file(str(tmp_path / "ctrl" / f"{w}.safetensors")))
+    aux = load_file(str(tmp_path / "full" / "aux_age_years.safetensors"))
+    assert aux["fc.weight"].shape[0] == 101 and float(aux["fc.weight"].abs().sum()) > 0   # it learned
+    part = train(years, utk_cache, out_dir=tmp_path / "part", log=lambda s: None, stop_after=1, **kw)
+    assert len(part.history) == 1
+    resumed = train(years, utk_cache, out_dir=tmp_path / "part", log=lambda s: None, resume=True, **kw)
+    for a, b in zip(resumed.history, full.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_score"] == pytest.approx(b["val_score"])
+    assert json.loads((tmp_path / "full" / "config.json").read_text())["preset"]["age_years"] == 0.5
+
+
+def test_age_in_years_needs_utkface_names(tmp_path):
+    rng = np.random.default_rng(1)
+    samples, splits = [], []
+    for i in range(10):
+        p = tmp_path / "img" / f"face{i}.png"
+        p.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(p), rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8))
+        samples.append(Sample(str(p), {"age": i % 8, "gender": i % 2}))
+        splits.append("train" if i < 7 else "val")
+    cc = build_crop_cache(samples, tmp_path / "cache", size=32, detector="none", splits=splits, progress=False)
+    p = get_preset("default-age-gender").with_overrides(input_size=32, saliency="none", age_years=0.5, epochs=1)
+    with pytest.raises(ValueError, match="age_years needs UTKFace file names"):
+        train(p, cc, out_dir=tmp_path / "x", pretrained=False, progress=False, threads=1, log=lambda s: None)

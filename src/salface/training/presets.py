@@ -65,6 +65,9 @@ class Preset:
     age_loss: str = "ce"          # "ce" | "ordinal" (Gaussian label distribution over the age groups)
     ordinal_sigma: float = 0.6    # its width in groups
     ordinal_penalty: float = 0.0  # + this × expected |predicted group − true group|
+    age_years: float = 0.0        # weight of a training-only head on the age in years (UTKFace file
+                                  # names; sampling.AgeYearsLoss); 0 = off. Never saved or shipped
+    age_years_sigma: float = 2.0  # its Gaussian target's width in years
     ema_decay: float = 0.0        # EMA of the weights (0 = off); evaluated and checkpointed as best
     init: str = ""                # start from these weights instead of ImageNet/face-pretrained ones:
                                   # "bundled:NAME" (a shipped model) or a .safetensors file / run folder
@@ -387,6 +390,15 @@ PRESETS["level-expression"] = replace(
     notes="default-expression v4 (shipped weights) trained 3 more epochs at lr 1e-4 with the recipe of "
           "its robust half (robust-expression-parts: photo-like damage, scene context, face parts), "
           "meant for a cache of eye-levelled crops (`salface cache crops --align`).")
+
+# Session 19: UTKFace's file names give the age in years, which the 8 groups throw away (a 21- and
+# a 31-year-old are both "25-32"). The one-stage EdgeFace recipe with a training-only head on the
+# age in years beside the group head (sampling.AgeYearsLoss; never shipped); its paired control is
+# edge-age-gender-long itself, same seed.
+PRESETS["edge-age-gender-years"] = replace(
+    PRESETS["edge-age-gender-long"], name="edge-age-gender-years", age_years=0.5, age_years_sigma=2.0,
+    notes=PRESETS["edge-age-gender-long"].notes + " Plus a training-only head on the age in years "
+          "(UTKFace file names; Gaussian target sigma 2 years + |expected - true| / 10, weight 0.5).")
 
 
 FAMILIES: dict[str, dict[tuple[str, ...], str]] = {

@@ -29,6 +29,14 @@ Ordinal age loss (:func:`ordinal_targets`, :class:`OrdinalLoss`)
     neighbouring group costs less than a distant one; optionally plus ``λ · E_p[|k − y|]``, the
     expected distance in groups under the predicted distribution.
 
+Auxiliary age in years (:func:`utkface_age_years`, :class:`AgeYearsHead`, :class:`AgeYearsLoss`)
+    UTKFace's file names give the age in years, which the 8 Adience groups throw away (a 21- and
+    a 31-year-old are both "25-32"). During training only, a second linear head on the shared
+    feature vector predicts a distribution over 0–100 years; its target is a discretised Gaussian
+    around the true age (σ years), its loss the cross-entropy to it plus ``λ`` × |expected age −
+    true age| / 10 (label-distribution learning with an expectation term). The head is not part
+    of the network that is saved or shipped: it only shapes the shared features.
+
 EMA (:class:`ModelEMA`)
     ``θ_ema ← d θ_ema + (1 − d) θ`` after every optimiser step with
     ``d = min(decay, (1 + n) / (10 + n))`` (n = updates so far; the warm-up lets the average
@@ -50,6 +58,16 @@ from torch import nn
 
 UTKFACE_RACES = ("white", "black", "asian", "indian", "others")
 _UTK_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_")
+
+
+_UTK_AGE = re.compile(r"^(\d+)_")
+AGE_YEARS_BINS = 101  # 0..100 years; older ages fall in the last bin
+
+
+def utkface_age_years(path: str) -> int:
+    """UTKFace age in years from the file name (``[age]_…``), or −1 when the name has none."""
+    m = _UTK_AGE.match(Path(path).name)
+    return int(m.group(1)) if m is not None else -1
 
 
 def utkface_race(path: str) -> int:
@@ -164,6 +182,50 @@ class OrdinalLoss(nn.Module):
             dist = (k[None, :] - y.float()[:, None]).abs()
             loss = loss + self.penalty * (logp.exp() * dist).sum(dim=1)
         return loss.mean()
+
+
+class AgeYearsHead(nn.Module):
+    """Training-only head: the shared feature vector → logits over 0–100 years."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, AGE_YEARS_BINS)
+        nn.init.zeros_(self.fc.weight)  # starts uniform: no gradient reaches the trunk until it learns
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class AgeYearsLoss(nn.Module):
+    """Cross-entropy to a Gaussian over years (``sigma``) + ``l1`` × |E[age] − age| / 10; rows with
+    age −1 are ignored. Mean over the labelled rows."""
+
+    def __init__(self, sigma: float = 2.0, l1: float = 1.0) -> None:
+        super().__init__()
+        if sigma <= 0 or l1 < 0:
+            raise ValueError(f"sigma must be > 0 and l1 >= 0, got {sigma}, {l1}")
+        self.sigma, self.l1 = float(sigma), float(l1)
+
+    def forward(self, logits: torch.Tensor, years: torch.Tensor) -> torch.Tensor:
+        v = years >= 0
+        if not bool(v.any()):
+            return logits.sum() * 0.0
+        logits, y = logits[v].float(), years[v].float().clamp(max=AGE_YEARS_BINS - 1)
+        logp = F.log_softmax(logits, dim=1)
+        k = torch.arange(AGE_YEARS_BINS, device=y.device, dtype=torch.float32)
+        q = torch.exp(-0.5 * ((k[None, :] - y[:, None]) / self.sigma) ** 2)
+        q = q / q.sum(dim=1, keepdim=True)
+        loss = -(q * logp).sum(dim=1)
+        if self.l1:
+            loss = loss + self.l1 * ((logp.exp() * k[None, :]).sum(dim=1) - y).abs() / 10.0
+        return loss.mean()
+
+
+def expected_years(logits: torch.Tensor) -> torch.Tensor:
+    """The mean of an :class:`AgeYearsHead`'s distribution, in years."""
+    k = torch.arange(AGE_YEARS_BINS, device=logits.device, dtype=torch.float32)
+    return (F.softmax(logits.float(), dim=1) * k[None, :]).sum(dim=1)
 
 
 # ------------------------------------------------------------------------------------ EMA

@@ -24,7 +24,11 @@ What happens, and the choices made:
   epoch with a seeded WeightedRandomSampler over label strata (with replacement);
   ``age_loss="ordinal"`` trains the age head on Gaussian label distributions; ``ema_decay`` keeps
   an EMA of the weights, which is what val measures and ``best.safetensors`` holds
-  (``last.safetensors`` + ``ema.safetensors`` + ``optimizer.pt`` let ``--resume`` continue).
+  (``last.safetensors`` + ``ema.safetensors`` + ``optimizer.pt`` let ``--resume`` continue);
+  ``age_years`` adds a training-only head on the age in years (UTKFace file names;
+  :class:`salface.training.sampling.AgeYearsLoss`) beside the group head, on the same features;
+  the saved network has no trace of it (its weights go to ``aux_age_years.safetensors`` for
+  ``--resume`` only).
 * Reproducibility: ``seed`` seeds the shuffling, augmentation and dropout of each epoch as
   ``seed * 1000 + epoch``; torch uses all cores; channels_last memory format.
 """
@@ -55,7 +59,8 @@ from ..models.config import ClassifierConfig
 from .augment import (BackgroundBank, context_paths, degrade_batch, occlude_part, paste_context,
                       replicated_margin)
 from .presets import Augment, Preset, get_preset
-from .sampling import ModelEMA, OrdinalLoss, balanced_order, cache_strata, within_stratum_weights
+from .sampling import (AgeYearsHead, AgeYearsLoss, ModelEMA, OrdinalLoss, balanced_order, cache_strata,
+                       expected_years, utkface_age_years, within_stratum_weights)
 
 
 @dataclass
@@ -226,6 +231,26 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"
 
 # ------------------------------------------------------------------------------------ training
 
+class _WithAux(nn.Module):
+    """The classifier plus a training-only head on its shared features: ``(logits, aux logits)``."""
+
+    def __init__(self, model: nn.Module, aux: nn.Module) -> None:
+        super().__init__()
+        self.model, self.aux = model, aux
+
+    def forward(self, x: torch.Tensor):
+        emb = self.model.embed(x)
+        return self.model.heads(emb), self.aux(emb)
+
+
+def _embed_features(model: nn.Module) -> int:
+    """Length of the feature vector a classifier's heads read."""
+    heads = getattr(getattr(model, "heads", None), "heads", None)
+    if heads is None or not hasattr(model, "embed"):
+        raise ValueError("an auxiliary head needs a single network with shared heads (not an ensemble)")
+    return int(next(iter(heads.values())).in_features)
+
+
 def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_dir: str | Path,
           epochs: int | None = None, seed: int = 0, resume: bool = False, device: str = "cpu",
           saliency: str | None = None, ratio: float | None = None, name: str | None = None,
@@ -303,8 +328,19 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
     if preset.freeze:
         freeze_first(model, preset.freeze)
     model = model.to(device).to(memory_format=torch.channels_last)
-    net = dctx.wrap(model, find_unused=len(preset.tasks) > 1)  # DDP under torchrun, else model
-    params = [p for p in model.parameters() if p.requires_grad]
+    years = aux = None
+    if preset.age_years > 0:  # a training-only head on the age in years (never saved with the model)
+        years = np.array([utkface_age_years(p) for p in cc.paths], np.int64)
+        if (years[tr] >= 0).sum() == 0:
+            raise ValueError(f"preset {preset.name}: age_years needs UTKFace file names ([age]_…); "
+                             f"{cc.root} has none")
+        aux = AgeYearsHead(_embed_features(model)).to(device)
+        aux_loss = AgeYearsLoss(preset.age_years_sigma)
+        log(f"auxiliary age-in-years head, weight {preset.age_years}, sigma {preset.age_years_sigma} "
+            f"years, {(years[tr] >= 0).sum()} training ages")
+    train_net = _WithAux(model, aux) if aux is not None else model
+    net = dctx.wrap(train_net, find_unused=len(preset.tasks) > 1)  # DDP under torchrun, else model
+    params = [p for p in train_net.parameters() if p.requires_grad]
     opt = _optimizer(preset, params)
     if preset.gender_within and "gender" not in preset.tasks:
         raise ValueError(f"preset {preset.name}: gender_within needs the gender task")
@@ -349,6 +385,9 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         st = json.loads(state_p.read_text())
         start, best_score, best_epoch = int(st["epoch"]), float(st["best_score"]), int(st["best_epoch"])
         load_weights(model, out / "last.safetensors")
+        if aux is not None:
+            from safetensors.torch import load_file
+            aux.load_state_dict(load_file(str(out / "aux_age_years.safetensors")))
         opt.load_state_dict(torch.load(out / "optimizer.pt", map_location=device, weights_only=True))
         history = json.loads((out / "metrics.json").read_text())[:start]
         if ema is not None:
@@ -372,7 +411,7 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         order = dctx.trim(order, preset.batch_size)
         model.train()
         set_frozen_eval(model)
-        tot, cnt = 0.0, 0
+        tot, cnt, aux_err, aux_n = 0.0, 0, 0.0, 0
         correct = {t: 0 for t in preset.tasks}
         seen = {t: 0 for t in preset.tasks}
         bar = range(steps_per_epoch)
@@ -401,6 +440,14 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
                 g["lr"] = preset.lr * f
             outs = net(x)
             loss = torch.zeros((), device=device)
+            if aux is not None:
+                outs, aux_logits = outs
+                y_years = torch.from_numpy(years[idx]).to(device)
+                loss = loss + preset.age_years * aux_loss(aux_logits, y_years)
+                with torch.no_grad():
+                    vy = y_years >= 0
+                    aux_err += float((expected_years(aux_logits[vy]) - y_years[vy].float()).abs().sum())
+                    aux_n += int(vy.sum())
             for t in preset.tasks:
                 y = torch.from_numpy(labels[t][idx]).to(device)
                 v = y >= 0
@@ -444,6 +491,8 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
                 row[f"val_{t}_accuracy"] = val[t]["accuracy"]
                 if "one_off_accuracy" in val[t]:
                     row[f"val_{t}_one_off"] = val[t]["one_off_accuracy"]
+        if aux is not None:
+            row["train_age_years_mae"] = aux_err / max(1, aux_n)
         row["val_score"] = score
         if ema is not None:
             row["raw_val_score"] = raw_score
@@ -454,6 +503,10 @@ def train(preset_or_name: Preset | str, cache: CropCache | str | Path, *, out_di
         if not dctx.is_main:  # rank 0 alone writes the run folder
             continue
         save_weights(model, out / "last.safetensors", config)
+        if aux is not None:  # for --resume only; not part of the model
+            from safetensors.torch import save_file
+            save_file({k: v.detach().cpu().contiguous() for k, v in aux.state_dict().items()},
+                      str(out / "aux_age_years.safetensors"))
         if ema is not None:
             save_weights(ema.module, out / "ema.safetensors", config)
         if improved:
