@@ -56,18 +56,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.utkface import parse_utk_name
+
 UTKFACE_RACES = ("white", "black", "asian", "indian", "others")
 _UTK_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_")
 
 
-_UTK_AGE = re.compile(r"^(\d+)_")
 AGE_YEARS_BINS = 101  # 0..100 years; older ages fall in the last bin
 
 
 def utkface_age_years(path: str) -> int:
-    """UTKFace age in years from the file name (``[age]_…``), or −1 when the name has none."""
-    m = _UTK_AGE.match(Path(path).name)
-    return int(m.group(1)) if m is not None else -1
+    """UTKFace age in years from the file name (:func:`salface.data.utkface.parse_utk_name`), or
+    −1 when the name is not a UTKFace name."""
+    info = parse_utk_name(Path(path).name)
+    return info["age_years"] if info is not None else -1
 
 
 def utkface_race(path: str) -> int:
@@ -218,7 +220,7 @@ class AgeYearsLoss(nn.Module):
         q = q / q.sum(dim=1, keepdim=True)
         loss = -(q * logp).sum(dim=1)
         if self.l1:
-            loss = loss + self.l1 * ((logp.exp() * k[None, :]).sum(dim=1) - y).abs() / 10.0
+            loss = loss + self.l1 * (expected_years(logits) - y).abs() / 10.0
         return loss.mean()
 
 
