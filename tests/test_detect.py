@@ -139,14 +139,34 @@ def test_yunet_from_cache(yunet_model, astronaut, monkeypatch, tmp_path):
 
 def test_dlib_astronaut(astronaut):
     pytest.importorskip("dlib")
-    det = get_detector("dlib-hog", upsample=0)
+    det = get_detector("dlib-hog", upsample=0, pad=0)
     faces = det(astronaut)
     assert len(faces) == 1 and faces[0].landmarks is None
     assert _near(faces[0].box, ASTRONAUT_FACE, tol=25), faces[0].box
-    # default upsample=1 also finds a weak false positive on the suit's patch: the face must rank first
-    faces1 = get_detector("dlib-hog")(astronaut)
+    # other settings can also find a weak false positive on the suit's mission patch (0.1-0.2,
+    # at upsample=1 without the border or upsample=0 with it): the face must rank first
+    faces1 = get_detector("dlib-hog", pad=0)(astronaut)
     assert _near(faces1[0].box, ASTRONAUT_FACE, tol=25)
     assert all(a.score >= b.score for a, b in zip(faces1, faces1[1:]))
+
+
+def test_dlib_pad_finds_face_filling_the_picture(astronaut):
+    pytest.importorskip("dlib")
+    # a 72-px square around the astronaut's face, tighter than dlib's own box: dlib's window
+    # needs background around the face, so without the border it finds nothing
+    tight = np.ascontiguousarray(astronaut[85:157, 184:256])
+    assert get_detector("dlib-hog", pad=0)(tight) == []
+    faces = get_detector("dlib-hog")(tight)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box.as_tuple()
+    # back in the crop's coordinates and clipped to it: the face is (most of) the whole crop
+    assert 0 <= x1 <= 5 and 0 <= y1 <= 5 and 67 <= x2 <= 72 and 67 <= y2 <= 72, faces[0].box
+    # the border shifts nothing on a normal photo: the same face as without it
+    a0 = get_detector("dlib-hog", pad=0)(astronaut)[0].box.as_tuple()
+    a1 = get_detector("dlib-hog")(astronaut)[0].box.as_tuple()
+    assert all(abs(u - v) <= 12 for u, v in zip(a0, a1)), (a0, a1)
+    with pytest.raises(ValueError, match="pad must be between 0 and 1"):
+        get_detector("dlib-hog", pad=-0.1)
 
 
 def test_dlib_no_face():
