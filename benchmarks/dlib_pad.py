@@ -4,9 +4,9 @@ lets ``dlib-hog`` find, and what it adds on photos without a face-filling subjec
 Faces (val only; the border's size is chosen here): a seeded sample of ``--n`` FER+ val pictures
 (48-px tight crops, ``FER2013Valid``) and ``--n`` UTKFace val chips (200 px, from ``salface splits
 utkface``'s file). A picture counts as found when dlib returns at least one box (each holds one
-face). Scenes: the NUS scene photos no larger than 512 px on their longer side (311 of 500,
-256 × 256; some show people): the boxes returned, with and without the border. Time: the mean
-per call on the 512-px astronaut.
+face). Scenes: the NUS scene photos no larger than 512 px on their longer side (371 of 500;
+some show people): the boxes returned, with and without the border. Time: the mean per call on
+the 512-px astronaut.
 
     python benchmarks/dlib_pad.py --split-file cache/splits/utkface.jsonl --out docs/benchmarks/dlib_pad.json
 """

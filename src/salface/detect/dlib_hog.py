@@ -7,7 +7,8 @@ wheel). It finds roughly frontal faces of at least ~80×80 px (~40 px with ``ups
 dlib's scanning window needs some background around a face, so a face that fills the picture
 (a cropped head shot, a FER-style 48-px crop) is often missed. By default the picture is framed
 with a black border of ``pad`` × its longer side before scanning (0.2: on 800 FER+ val crops 80.6 %
-found instead of 68.9 %, on 800 UTKFace val chips 98.0 % instead of 96.3 %; ``docs/detectors.md``);
+found instead of 68.9 %, on 800 UTKFace val chips 97.5 % instead of 96.1 %;
+``benchmarks/dlib_pad.py``, ``docs/detectors.md``);
 boxes come back in the picture's own coordinates, clipped to it. The border costs about twice the
 scanning time; ``pad=0`` scans the picture as it is.
 
