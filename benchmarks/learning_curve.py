@@ -82,6 +82,16 @@ def summarise(points: list[tuple[float, int, Path]], train_faces: int, tasks: li
             t["target"] = targets[task]
             t["faces_for_target"] = int(round(need))
             t["times_the_train_split"] = round(need / train_faces, 1)
+        # the last doubling alone: the curve bends, so the whole-line slope flatters the next step
+        means = sorted((f, float(np.mean([a for _, a in v]))) for f, v in rows.items())
+        if len(means) >= 2:
+            (f0, a0), (f1, a1) = means[-2], means[-1]
+            last = (a1 - a0) / math.log2(f1 / f0)
+            t["last_doubling_gain"] = round(last, 2)
+            if task in targets and last > 0:
+                need = f1 * train_faces * 2 ** ((targets[task] - a1) / last)
+                t["faces_for_target_last_slope"] = int(round(need))
+                t["times_the_train_split_last_slope"] = round(need / train_faces, 1)
         out["tasks"][task] = t
     return out
 
@@ -104,6 +114,11 @@ def markdown(s: dict, meta: dict) -> str:
         elif "faces_for_target" in t:
             lines.append(f"On that line {t['target']:g} % needs about {t['faces_for_target']:,} train faces "
                          f"({t['times_the_train_split']:g} × the train split), a rough extrapolation.")
+        if "last_doubling_gain" in t:
+            lines.append(f"The last doubling alone gained **{t['last_doubling_gain']:+.2f} points**"
+                         + (f"; at that rate {t['target']:g} % needs about {t['faces_for_target_last_slope']:,} "
+                            f"train faces ({t['times_the_train_split_last_slope']:g} × the train split)."
+                            if "faces_for_target_last_slope" in t else "."))
         lines.append("")
     return "\n".join(lines)
 
