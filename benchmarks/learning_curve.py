@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -33,6 +32,7 @@ import numpy as np
 def make_subset(cache: Path, fraction: float, seed: int, out: Path) -> dict[str, int]:
     """A linked copy of ``cache`` whose train split keeps a seeded ``fraction`` of its faces."""
     from salface.training.cache import SPLITS, assign_splits, open_crop_cache
+    from salface.training.derived import link_source
 
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
@@ -40,10 +40,9 @@ def make_subset(cache: Path, fraction: float, seed: int, out: Path) -> dict[str,
     ids = np.load(cache / "split.npy")
     train = [i for i, s in enumerate(ids) if s == SPLITS["train"]]
     keep = set(random.Random(seed).sample(train, round(fraction * len(train))))
-    out.mkdir(parents=True, exist_ok=False)
-    for f in cache.iterdir():
-        if f.name != "split.npy":
-            os.symlink(f.resolve(), out / f.name)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; a subset cache must be a new folder")
+    link_source(cache, out, {"split.npy"})
     inv = {v: k for k, v in SPLITS.items()}
     names = [None if (s < 0 or (s == SPLITS["train"] and i not in keep)) else inv[int(s)]
              for i, s in enumerate(ids)]
@@ -53,12 +52,10 @@ def make_subset(cache: Path, fraction: float, seed: int, out: Path) -> dict[str,
 
 
 def _accuracy(report: Path, task: str) -> float:
-    d = json.loads(report.read_text())
-    for key in ("results", "tasks", "metrics"):
-        if key in d and task in d[key]:
-            t = d[key][task]
-            return float(t.get("accuracy", t.get("acc")))
-    raise KeyError(f"{report}: no accuracy for {task}")
+    results = json.loads(report.read_text())["results"]  # a `salface evaluate` report
+    if task not in results:
+        raise KeyError(f"{report}: no results for {task}")
+    return float(results[task]["accuracy"])
 
 
 def summarise(points: list[tuple[float, int, Path]], train_faces: int, tasks: list[str],
